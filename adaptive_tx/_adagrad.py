@@ -1,0 +1,86 @@
+"""AdaGrad: per-coordinate steps scaled by the root of the running sum of squared gradients."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import optax
+
+from adaptive_tx import _moments
+
+
+class ScaleByAdagradState(NamedTuple):
+    """State of :func:`scale_by_adagrad`."""
+
+    s: optax.Updates  # s_t: running sum of squared gradients; shape and dtype of params.
+
+
+def scale_by_adagrad(eps: float = 1e-8, initial_accumulator: float = 0.0) -> optax.GradientTransformationExtraArgs:
+    """AdaGrad's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`adagrad`."""
+    _moments.check_non_negative("eps", eps)
+    _moments.check_non_negative("initial_accumulator", initial_accumulator)
+
+    def step(dtype, g, s):
+        (eps_,) = _moments.cast(dtype, eps)
+        s = _moments.running_sum(s, g * g)
+        return _moments.safe_divide(g, _moments.rms(s, eps_)), s
+
+    def init_fn(params):
+        return ScaleByAdagradState(s=_moments.full_like_params(params, initial_accumulator))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args  # Unused.
+        directions, s = _moments.map_leaves(step, updates, state.s)
+        return directions, ScaleByAdagradState(s=s)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def adagrad(
+    learning_rate: optax.ScalarOrSchedule,
+    *,
+    eps: float = 1e-8,
+    initial_accumulator: float = 0.0,
+) -> optax.GradientTransformationExtraArgs:
+    r"""AdaGrad, as the lecture writes it.
+
+    .. math::
+        s_t = s_{t-1} + g_t^2, \qquad
+        w_t = w_{t-1} - \frac{\eta}{\sqrt{s_t + \epsilon}}\, g_t
+
+    Every coordinate gets its own step size, large where gradients have been small. Because :math:`s_t`
+    only grows, the step decays like :math:`\eta / \sqrt{t}` on a constant gradient: "the more you update,
+    the less you update".
+
+    Args:
+      learning_rate: :math:`\eta`, a float or an Optax schedule ``step -> float``.
+      eps: :math:`\epsilon`, added inside the square root (default ``1e-8``).
+      initial_accumulator: :math:`s_0`, the starting value of the sum of squares (default ``0.0``;
+        Optax and Keras use ``0.1``).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import adaptive_tx as atx
+      >>> f = lambda w: jnp.sum(w ** 2)
+      >>> tx = atx.adagrad(learning_rate=1.0)
+      >>> w = jnp.array([1.0, 2.0, 3.0])
+      >>> state = tx.init(w)
+      >>> for _ in range(3):
+      ...     updates, state = tx.update(jax.grad(f)(w), state)
+      ...     w = optax.apply_updates(w, updates)
+      ...     print(f"{f(w):.3e}")
+      5.000e+00
+      2.394e+00
+      1.250e+00
+
+    References:
+      Duchi, Hazan & Singer, *Adaptive Subgradient Methods for Online Learning and Stochastic
+      Optimization*, JMLR 2011. https://jmlr.org/papers/v12/duchi11a.html
+    """
+    return _moments.descend(scale_by_adagrad(eps=eps, initial_accumulator=initial_accumulator), learning_rate)
+

@@ -1,0 +1,69 @@
+"""Bias correction as a block of its own: divide incoming updates by ``1 - decay**t``."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import optax
+
+from adaptive_tx import _moments
+
+
+class BiasCorrectionState(NamedTuple):
+    """State of :func:`bias_correction`."""
+
+    count: jax.Array  # t: steps taken, int32 scalar, saturating at the int32 maximum.
+
+
+def bias_correction(decay: float) -> optax.GradientTransformationExtraArgs:
+    r"""Divide incoming updates by :math:`1 - \beta^t`, with its own step count :math:`t`.
+
+    Undoes the shrinkage toward the zero initial value of a leaky average with forgetting rate
+    :math:`\beta`; Adam applies it to both of its moments. Placed after a block whose output is such an
+    average, it turns the average into an unbiased estimate, e.g.
+    ``optax.chain(atx.scale_by_momentum(beta=0.9), atx.bias_correction(0.9))`` is bias-corrected EMA
+    momentum, whose first step equals the gradient.
+
+    Args:
+      decay: :math:`\beta`, the forgetting rate of the average being corrected, in [0, 1).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import adaptive_tx as atx
+      >>> tx = optax.chain(atx.scale_by_momentum(beta=0.9), atx.bias_correction(0.9))
+      >>> g = jnp.array([2.0])
+      >>> state = tx.init(g)
+      >>> for _ in range(3):  # On a constant gradient the corrected average is the gradient itself.
+      ...     updates, state = tx.update(g, state)
+      ...     print(f"{updates[0]:.4f}")
+      2.0000
+      2.0000
+      2.0000
+
+    References:
+      Kingma & Ba, *Adam: A Method for Stochastic Optimization*, ICLR 2015, section 3.
+      https://arxiv.org/abs/1412.6980
+    """
+    _moments.check_decay("decay", decay)
+
+    def init_fn(params):
+        del params  # The count is all the state there is.
+        return BiasCorrectionState(count=_moments.init_count())
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args  # Unused.
+        count = _moments.next_count(state.count)
+
+        def step(dtype, u):
+            (decay_,) = _moments.cast(dtype, decay)
+            return (u / _moments.bias_correction_factor(decay_, count, dtype),)
+
+        (updates,) = _moments.map_leaves(step, updates)
+        return updates, BiasCorrectionState(count=count)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,0 +1,190 @@
+"""The math the five optimizers share, written once.
+
+The lecture builds each algorithm from the one before: AdaGrad keeps a running sum of squared gradients,
+RMSprop and Adadelta replace it by a leaky average, Momentum keeps a leaky average of the gradients, and
+Adam is Momentum plus RMSprop plus bias correction. The helpers here are those pieces; each algorithm's
+module composes them. They work on single arrays; :func:`map_leaves` lifts a per-array step to pytrees,
+with the precision policy of the whole library in one place.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Array = jax.Array
+ArrayTree = Any
+
+
+# --------------------------------------------------------------------------- the lecture's building blocks
+
+
+def leaky_average(
+    previous: Array, new: Array, decay: Array | float, dampening: Array | float | None = None
+) -> Array:
+    """``decay * previous + (1 - dampening) * new``, with ``dampening = decay`` by default.
+
+    The default is the exponentially weighted average of RMSprop, Adadelta, Momentum and Adam;
+    ``dampening = 0`` is the heavy ball's undamped sum.
+    """
+    if dampening is None:
+        dampening = decay
+    return decay * previous + (1 - dampening) * new
+
+
+def running_sum(previous: Array, new: Array) -> Array:
+    """``previous + new``: AdaGrad's accumulator, which never forgets."""
+    return previous + new
+
+
+def bias_correction_factor(decay: Array | float, count: Array, dtype: Any) -> Array:
+    """``1 - decay**t`` in ``dtype`` (at least float32), for a step count ``t >= 1``.
+
+    Computed in float32 or wider on purpose: in bfloat16, ``0.999**t`` rounds to 1 and the factor to 0.
+    """
+    decay = jnp.asarray(decay, dtype)
+    return 1 - decay ** count.astype(dtype)
+
+
+def rms(mean_square: Array, eps: Array | float) -> Array:
+    """``sqrt(mean_square + eps)``: the lecture's root mean square, with ``eps`` inside the root."""
+    return jnp.sqrt(mean_square + eps)
+
+
+def safe_divide(numerator: Array, denominator: Array) -> Array:
+    """``numerator / denominator``, and 0 where the denominator is 0.
+
+    In every algorithm here the denominator is 0 only when all gradients so far were 0 and eps is 0; the
+    numerator is then 0 too, and the step is 0 rather than NaN.
+    """
+    positive = denominator > 0
+    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0)
+
+
+def init_count() -> Array:
+    """A fresh step counter t = 0 (int32 scalar)."""
+    return jnp.zeros([], jnp.int32)
+
+
+def next_count(count: Array) -> Array:
+    """t + 1, saturating at the int32 maximum instead of wrapping to a negative step."""
+    return optax.safe_increment(count)
+
+
+def full_like_params(params: ArrayTree, value: Any) -> ArrayTree:
+    """A state tree shaped like ``params`` filled with ``value``, in each leaf's dtype.
+
+    Goes through ``jax.tree.map`` over ``params`` and reads only ``shape`` and ``dtype``, so it works on
+    ``jax.ShapeDtypeStruct``, under ``jax.jit`` and with ``optax.tree_utils.tree_map_params``.
+    """
+    return jax.tree.map(lambda p: jnp.full(p.shape, value, p.dtype), params)
+
+
+# --------------------------------------------------------------------------- lifting a per-array step to trees
+
+
+def compute_dtype(*arrays: Array) -> Any:
+    """The dtype the math runs in: float64 if any input is float64, else float32.
+
+    Low-precision leaves (float16, bfloat16) are upcast so that ``eps`` (1e-8 underflows to 0 in float16)
+    and ``1 - decay**t`` keep their meaning; results are cast back by :func:`map_leaves`.
+    """
+    if any(jnp.dtype(a.dtype) == jnp.float64 for a in arrays):
+        return jnp.float64
+    return jnp.float32
+
+
+def map_leaves(
+    step: Callable[..., tuple[Array, ...]],
+    updates: ArrayTree,
+    *states: ArrayTree,
+) -> tuple[ArrayTree, ...]:
+    """Apply ``step(dtype, g, *s) -> (direction, *new_s)`` leaf by leaf over pytrees.
+
+    Every input leaf arrives cast to :func:`compute_dtype`, which ``step`` receives as its first argument
+    to cast hyperparameters with. The direction comes back in the gradient's dtype and each new state
+    leaf in the dtype of the old one, so state dtypes never drift. Returns ``(directions, *new_states)``.
+    """
+    leaves, treedef = jax.tree.flatten(updates)
+    state_leaves = [treedef.flatten_up_to(s) for s in states]
+    outputs: list[list[Array]] = [[] for _ in range(1 + len(states))]
+    for g, *s in zip(leaves, *state_leaves, strict=True):
+        dtype = compute_dtype(g, *s)
+        results = step(dtype, g.astype(dtype), *(x.astype(dtype) for x in s))
+        for out, result, like in zip(outputs, results, (g, *s), strict=True):
+            out.append(result.astype(like.dtype))
+    return tuple(treedef.unflatten(out) for out in outputs)
+
+
+def cast(dtype: Any, *hyperparameters: Array | float) -> tuple[Array, ...]:
+    """Hyperparameters (Python numbers or traced arrays) as arrays of ``dtype``."""
+    return tuple(jnp.asarray(h, dtype) for h in hyperparameters)
+
+
+# --------------------------------------------------------------------------- hyperparameter checks
+
+
+def _is_number(value: Any) -> bool:
+    """True for Python and NumPy real numbers; False for arrays and tracers, which are not checked."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _describe(value: Any) -> str:
+    return repr(value) if _is_number(value) else f"a {type(value).__name__}"
+
+
+def check_number(name: str, value: Any) -> bool:
+    """Reject hyperparameters that are neither numbers nor arrays; return True if ``value`` is checkable.
+
+    Traced values (under ``jax.jit`` or ``optax.inject_hyperparams``) and arrays pass unchecked.
+    """
+    if isinstance(value, bool | np.bool_) or not (
+        _is_number(value) or isinstance(value, jax.Array | np.ndarray)
+    ):
+        raise TypeError(f"{name} must be a real number or an array, got {_describe(value)}.")
+    return _is_number(value)
+
+
+def check_decay(name: str, value: Any) -> None:
+    """A decay rate must lie in [0, 1): 1 would freeze the average at its initial value."""
+    if check_number(name, value) and not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
+
+
+def check_non_negative(name: str, value: Any) -> None:
+    """eps and the initial values of squared accumulators must be finite and >= 0."""
+    if check_number(name, value) and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}.")
+
+
+def check_finite(name: str, value: Any) -> None:
+    """Initial values of signed accumulators (first moments) may be any finite number."""
+    if check_number(name, value) and not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+
+
+def check_learning_rate(value: Any) -> None:
+    """A constant learning rate must be finite and >= 0 (the optimizers already descend); schedules pass."""
+    if not callable(value):
+        check_non_negative("learning_rate", value)
+
+
+def descend(block: optax.GradientTransformation, learning_rate: Any) -> optax.GradientTransformationExtraArgs:
+    """``block`` followed by the learning rate and the sign flip: the only place a direction becomes a step.
+
+    A number gives ``optax.scale(-learning_rate)``; a schedule gives ``optax.scale_by_schedule``.
+    """
+    check_learning_rate(learning_rate)
+    return optax.chain(block, optax.scale_by_learning_rate(learning_rate))
+
+
+def all_numbers(values: Sequence[Any]) -> bool:
+    """True if every value is a checkable Python number (no tracers or arrays)."""
+    return all(_is_number(v) for v in values)

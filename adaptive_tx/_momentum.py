@@ -1,0 +1,99 @@
+"""Momentum: a leaky average of the gradients, the velocity of a heavy ball."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import optax
+
+from adaptive_tx import _moments
+
+
+class ScaleByMomentumState(NamedTuple):
+    """State of :func:`scale_by_momentum`."""
+
+    v: optax.Updates  # v_t: velocity, a leaky average of gradients; shape and dtype of params.
+
+
+def scale_by_momentum(
+    beta: float = 0.9, dampening: float | None = None, nesterov: bool = False
+) -> optax.GradientTransformationExtraArgs:
+    """Momentum's velocity ``v_t`` (or its Nesterov look-ahead), without learning rate or sign; see :func:`momentum`."""
+    _moments.check_decay("beta", beta)
+    if dampening is not None:
+        _moments.check_decay("dampening", dampening)
+    if not isinstance(nesterov, bool):
+        raise TypeError(f"nesterov must be a bool, got {nesterov!r}.")
+
+    def step(dtype, g, v):
+        beta_, dampening_ = _moments.cast(dtype, beta, beta if dampening is None else dampening)
+        v = _moments.leaky_average(v, g, beta_, dampening_)
+        if nesterov:  # Look one step ahead: the velocity the next step would have on the same gradient.
+            return _moments.leaky_average(v, g, beta_, dampening_), v
+        return v, v
+
+    def init_fn(params):
+        return ScaleByMomentumState(v=_moments.full_like_params(params, 0.0))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args  # Unused.
+        directions, v = _moments.map_leaves(step, updates, state.v)
+        return directions, ScaleByMomentumState(v=v)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def momentum(
+    learning_rate: optax.ScalarOrSchedule,
+    *,
+    beta: float = 0.9,
+    dampening: float | None = None,
+    nesterov: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Gradient descent with momentum, as the lecture writes it.
+
+    .. math::
+        v_t = \beta v_{t-1} + (1 - d)\, g_t, \qquad w_t = w_{t-1} - \eta\, v_t
+
+    with dampening :math:`d = \beta` by default, which makes :math:`v_t` the lecture's leaky average of
+    gradients; :math:`d = 0` is Polyak's heavy ball (PyTorch's ``SGD(momentum=beta)`` after its first
+    step, and ``optax.sgd(momentum=beta)``), whose steps are :math:`1/(1-\beta)` times larger.
+    With ``nesterov=True`` the applied step looks ahead:
+    :math:`w_t = w_{t-1} - \eta\, (\beta v_t + (1 - d)\, g_t)`.
+
+    Args:
+      learning_rate: :math:`\eta`, a float or an Optax schedule ``step -> float``.
+      beta: :math:`\beta`, the momentum (forgetting rate of the velocity), in [0, 1) (default ``0.9``).
+      dampening: :math:`d`, in [0, 1): how much of each gradient is held back; ``None`` (default) means
+        :math:`d = \beta` (leaky average), ``0.0`` the heavy ball.
+      nesterov: use Nesterov's look-ahead step (default ``False``).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import adaptive_tx as atx
+      >>> f = lambda w: jnp.sum(w ** 2)
+      >>> tx = atx.momentum(learning_rate=0.1)
+      >>> w = jnp.array([1.0, 2.0, 3.0])
+      >>> state = tx.init(w)
+      >>> for _ in range(3):
+      ...     updates, state = tx.update(jax.grad(f)(w), state)
+      ...     w = optax.apply_updates(w, updates)
+      ...     print(f"{f(w):.3e}")
+      1.345e+01
+      1.243e+01
+      1.108e+01
+
+    References:
+      Polyak, *Some methods of speeding up the convergence of iteration methods*, USSR Computational
+      Mathematics and Mathematical Physics, 1964. https://doi.org/10.1016/0041-5553(64)90137-5
+
+      Sutskever, Martens, Dahl & Hinton, *On the importance of initialization and momentum in deep
+      learning*, ICML 2013. https://proceedings.mlr.press/v28/sutskever13.html
+    """
+    block = scale_by_momentum(beta=beta, dampening=dampening, nesterov=nesterov)
+    return _moments.descend(block, learning_rate)

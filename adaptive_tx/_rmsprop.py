@@ -1,0 +1,90 @@
+"""RMSprop: AdaGrad with a leaky average of squared gradients in place of the running sum."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import optax
+
+from adaptive_tx import _moments
+
+
+class ScaleByRmsState(NamedTuple):
+    """State of :func:`scale_by_rms`."""
+
+    s: optax.Updates  # s_t: leaky average of squared gradients; shape and dtype of params.
+
+
+def scale_by_rms(
+    decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0
+) -> optax.GradientTransformationExtraArgs:
+    """RMSprop's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`rmsprop`."""
+    _moments.check_decay("decay", decay)
+    _moments.check_non_negative("eps", eps)
+    _moments.check_non_negative("initial_scale", initial_scale)
+
+    def step(dtype, g, s):
+        decay_, eps_ = _moments.cast(dtype, decay, eps)
+        s = _moments.leaky_average(s, g * g, decay_)
+        return _moments.safe_divide(g, _moments.rms(s, eps_)), s
+
+    def init_fn(params):
+        return ScaleByRmsState(s=_moments.full_like_params(params, initial_scale))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args  # Unused.
+        directions, s = _moments.map_leaves(step, updates, state.s)
+        return directions, ScaleByRmsState(s=s)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def rmsprop(
+    learning_rate: optax.ScalarOrSchedule,
+    *,
+    decay: float = 0.9,
+    eps: float = 1e-8,
+    initial_scale: float = 0.0,
+) -> optax.GradientTransformationExtraArgs:
+    r"""RMSprop, as the lecture writes it.
+
+    .. math::
+        s_t = \beta s_{t-1} + (1 - \beta)\, g_t^2, \qquad
+        w_t = w_{t-1} - \frac{\eta}{\sqrt{s_t + \epsilon}}\, g_t
+
+    AdaGrad's sum forgets nothing, so its steps shrink forever; RMSprop forgets old gradients at rate
+    :math:`\beta` and keeps the step size from decaying. There is no bias correction: with :math:`s_0 = 0`
+    the first step is :math:`\eta / \sqrt{1 - \beta}` times the gradient's sign.
+
+    Args:
+      learning_rate: :math:`\eta`, a float or an Optax schedule ``step -> float``.
+      decay: :math:`\beta`, the forgetting rate of the average, in [0, 1) (default ``0.9``).
+      eps: :math:`\epsilon`, added inside the square root (default ``1e-8``).
+      initial_scale: :math:`s_0`, the starting mean square (default ``0.0``; TF1 used ``1.0``).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import adaptive_tx as atx
+      >>> f = lambda w: jnp.sum(w ** 2)
+      >>> tx = atx.rmsprop(learning_rate=0.1)
+      >>> w = jnp.array([1.0, 2.0, 3.0])
+      >>> state = tx.init(w)
+      >>> for _ in range(3):
+      ...     updates, state = tx.update(jax.grad(f)(w), state)
+      ...     w = optax.apply_updates(w, updates)
+      ...     print(f"{f(w):.3e}")
+      1.051e+01
+      8.506e+00
+      7.101e+00
+
+    References:
+      Tieleman & Hinton, *Lecture 6e: rmsprop: Divide the gradient by a running average of its recent
+      magnitude*, COURSERA: Neural Networks for Machine Learning, 2012.
+      https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf
+    """
+    return _moments.descend(scale_by_rms(decay=decay, eps=eps, initial_scale=initial_scale), learning_rate)

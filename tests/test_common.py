@@ -1,0 +1,316 @@
+"""Properties every optimizer must have, run over the one registry (tests/helpers.py), under jax.jit."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from adaptive_tx.problems import PROBLEMS
+from tests.helpers import OPTIMIZERS, ROSENBROCK_STEPS, block_kwargs, nested_params, run_steps
+
+cases = pytest.mark.parametrize("case", OPTIMIZERS, ids=str)
+
+# jit fuses float32 operations differently from op-by-op dispatch (and scan from a loop of jitted steps);
+# such reorderings change results by a few float32 ulps per step, below 1e-6 relative after 10 steps.
+# The values here are O(1), so a coordinate passing near 0 carries an absolute error of a few ulps of
+# O(1) intermediates (~1e-7): hence the absolute floor too.
+REORDER = {"rtol": 1e-6, "atol": 1e-6}
+
+
+def _grad(params, t):
+    """The gradient of sum((w - 1)^2 / 2), shifted by (t + 1) / 10 so every step sees a new gradient."""
+    return jax.tree.map(lambda w: w - 1 + jnp.asarray(t + 1, w.dtype) / 10, params)
+
+
+def _scan(tx, params, grad_fn, steps):
+    """``steps`` steps of ``tx`` in one jitted ``lax.scan``; returns (trajectory, final state)."""
+
+    @jax.jit
+    def run(params):
+        def step(carry, t):
+            w, state = carry
+            updates, state = tx.update(grad_fn(w, t), state, w)
+            w = optax.apply_updates(w, updates)
+            return (w, state), w
+
+        (_, state), ws = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(steps))
+        return ws, state
+
+    return run(params)
+
+
+def _unstack(tree, steps):
+    return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(steps)]
+
+
+@pytest.fixture
+def standard_promotion():
+    """For tests of Optax code that is not clean under strict promotion (ours is, everywhere else)."""
+    with jax.numpy_dtype_promotion("standard"):
+        yield
+
+
+def _typeof(tree):
+    return jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), tree)
+
+
+# ----------------------------------------------------------------------------- convergence
+
+
+@cases
+def test_converges_on_parabola(case):
+    # optax's alias-test parabola: sum((w - target)^2) from [-1, 10, 1].
+    target = jnp.array([1.0, -1.0, 1.0])
+    grad = jax.grad(lambda w: jnp.sum((w - target) ** 2))
+    ws, _ = _scan(case.optimizer(**case.parabola), jnp.array([-1.0, 10.0, 1.0]), lambda w, t: grad(w), 2000)
+    # optax's tolerance for the same test.
+    np.testing.assert_allclose(ws[-1], target, rtol=3e-2, atol=3e-2)
+
+
+@cases
+def test_converges_on_rosenbrock(case):
+    problem = PROBLEMS["rosenbrock"]
+    grad = jax.grad(problem.fn)
+    tx = case.optimizer(**case.rosenbrock)
+    ws, _ = _scan(tx, jnp.asarray(problem.start), lambda w, t: grad(w), ROSENBROCK_STEPS)
+    # From (-1.2, 1) along the curved valley to (1, 1); optax's tolerance, 3e-2.
+    np.testing.assert_allclose(ws[-1], jnp.asarray(problem.minima[0]), rtol=3e-2, atol=3e-2)
+
+
+# ----------------------------------------------------------------------------- jit, scan, tracing
+
+
+@cases
+def test_jit_equals_eager(case):
+    tx = case.optimizer(**case.unusual[0])
+    params = nested_params()
+    state = tx.init(params)
+    jitted_update = jax.jit(tx.update)
+    eager_params, eager_state = params, state
+    for t in range(10):
+        updates, state = jitted_update(_grad(params, t), state, params)
+        params = optax.apply_updates(params, updates)
+        with jax.disable_jit():
+            eager_updates, eager_state = tx.update(_grad(eager_params, t), eager_state, eager_params)
+        eager_params = optax.apply_updates(eager_params, eager_updates)
+    chex.assert_trees_all_close(params, eager_params, **REORDER)
+    chex.assert_trees_all_close(state, eager_state, **REORDER)
+
+
+@cases
+def test_scan_equals_python_loop(case):
+    tx = case.optimizer(**case.unusual[0])
+    looped, loop_state = run_steps(tx, nested_params(), _grad, 10)
+    scanned, scan_state = _scan(tx, nested_params(), _grad, 10)
+    chex.assert_trees_all_close(looped, _unstack(scanned, 10), **REORDER)
+    chex.assert_trees_all_close(loop_state, scan_state, **REORDER)
+
+
+@cases
+def test_no_retrace_on_later_steps(case):
+    tx = case.optimizer(**case.defaults)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(params, state):
+        updates, state = tx.update(_grad(params, 0), state, params)
+        return optax.apply_updates(params, updates), state
+
+    params = nested_params()
+    state = tx.init(params)
+    for _ in range(3):
+        params, state = step(params, state)
+    chex.clear_trace_counter()
+
+
+# ----------------------------------------------------------------------------- composition with Optax
+
+
+@cases
+def test_block_then_scale_equals_optimizer(case):
+    kwargs = case.unusual[0]
+    lr = kwargs["learning_rate"]
+    composed = optax.chain(case.block(**block_kwargs(kwargs)), optax.scale(-lr))
+    expected, _ = run_steps(case.optimizer(**kwargs), nested_params(), _grad, 10)
+    actual, _ = run_steps(composed, nested_params(), _grad, 10)
+    chex.assert_trees_all_equal(actual, expected)  # The same operations: bit for bit.
+
+
+@cases
+def test_inject_hyperparams_equals_plain(case):
+    kwargs = case.unusual[0]
+    injected = optax.inject_hyperparams(case.optimizer)(**kwargs)
+    expected, _ = run_steps(case.optimizer(**kwargs), nested_params(), _grad, 10)
+    actual, state = run_steps(injected, nested_params(), _grad, 10)
+    # Hyperparameters arrive as traced float32 arrays instead of constants: XLA folds them differently.
+    chex.assert_trees_all_close(actual, expected, **REORDER)
+    numeric = {k for k, v in kwargs.items() if not isinstance(v, bool)}
+    assert set(state.hyperparams) >= numeric  # They really were injected, not baked in.
+
+
+@cases
+def test_inject_hyperparams_changes_take_effect_without_retrace(case):
+    kwargs = case.unusual[0]
+    tx = optax.inject_hyperparams(case.optimizer)(**kwargs)
+    params = nested_params()
+    grads = _grad(params, 0)
+    update = jax.jit(chex.assert_max_traces(n=1)(tx.update))
+    state = tx.init(params)
+    first, _ = update(grads, state, params)
+    state.hyperparams["learning_rate"] = jnp.asarray(2 * kwargs["learning_rate"], jnp.float32)
+    second, _ = update(grads, state, params)
+    chex.assert_trees_all_close(second, jax.tree.map(lambda u: 2 * u, first), **REORDER)
+    chex.clear_trace_counter()
+
+
+@cases
+def test_learning_rate_schedule(case):
+    schedule = optax.linear_schedule(0.1, 0.01, transition_steps=5)
+    kwargs = {**case.unusual[0], "learning_rate": schedule}
+    tx = case.optimizer(**kwargs)
+    block = case.block(**block_kwargs(kwargs))
+    params = nested_params()
+    state, block_state = tx.init(params), block.init(params)
+    for t in range(8):
+        grads = _grad(params, t)
+        updates, state = jax.jit(tx.update)(grads, state, params)
+        directions, block_state = jax.jit(block.update)(grads, block_state, params)
+        expected = jax.tree.map(lambda d, t=t: -schedule(t) * d, directions)
+        chex.assert_trees_all_close(updates, expected, **REORDER)
+        params = optax.apply_updates(params, updates)
+
+
+@cases
+def test_accepts_and_ignores_extra_args(case):
+    tx = case.optimizer(**case.defaults)
+    params = nested_params()
+    expected, _ = tx.update(_grad(params, 0), tx.init(params), params)
+    actual, _ = tx.update(_grad(params, 0), tx.init(params), params, unexpected_extra_arg=1)
+    chex.assert_trees_all_equal(actual, expected)
+    assert isinstance(tx, optax.GradientTransformationExtraArgs)
+    assert isinstance(case.block(), optax.GradientTransformationExtraArgs)
+
+
+# ----------------------------------------------------------------------------- init, shapes, dtypes
+
+
+@cases
+def test_init_on_shape_dtype_structs_and_tree_map_params(case):
+    tx = case.optimizer(**case.unusual[0])
+    params = nested_params()
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params)
+    assert _typeof(tx.init(abstract)) == _typeof(tx.init(params))
+    assert _typeof(jax.eval_shape(tx.init, params)) == _typeof(tx.init(params))
+    state = tx.init(params)
+    doubled = optax.tree_utils.tree_map_params(tx, lambda p: 2 * p, state)
+    assert jax.tree.structure(doubled) == jax.tree.structure(state)
+
+
+@cases
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32], ids=lambda d: jnp.dtype(d).name)
+def test_updates_keep_gradient_dtype_and_state_keeps_its_type(case, dtype):
+    tx = case.optimizer(**case.defaults)
+    params = nested_params(dtype)
+    state = tx.init(params)
+    grads = _grad(params, 0)
+    updates, new_state = jax.jit(tx.update)(grads, state, params)
+    assert _typeof(updates) == _typeof(grads)
+    assert _typeof(new_state) == _typeof(state)
+    chex.assert_tree_all_finite(updates)
+
+
+@cases
+def test_mixed_precision_grads(case):
+    # float32 params (and state) with bfloat16 gradients: updates come back bfloat16, state stays float32.
+    tx = case.optimizer(**case.defaults)
+    params = nested_params(jnp.float32)
+    state = tx.init(params)
+    grads = _grad(nested_params(jnp.bfloat16), 0)
+    updates, new_state = jax.jit(tx.update)(grads, state, params)
+    assert _typeof(updates) == _typeof(grads)
+    assert _typeof(new_state) == _typeof(state)
+
+
+@cases
+def test_empty_and_none_subtrees(case):
+    tx = case.optimizer(**case.defaults)
+    params = {"a": jnp.ones(3), "empty": {}, "nothing": None, "zero_size": jnp.ones((0, 2))}
+    state = tx.init(params)
+    updates, state = jax.jit(tx.update)(_grad(params, 0), state, params)
+    assert jax.tree.structure(updates) == jax.tree.structure(params)
+    assert updates["zero_size"].shape == (0, 2)
+
+
+# ----------------------------------------------------------------------------- Optax wrappers
+
+
+@cases
+@pytest.mark.usefixtures("standard_promotion")  # optax.MultiSteps divides by its int32 step count.
+def test_multi_steps_averages_then_steps(case):
+    k = 3
+    tx = case.optimizer(**case.unusual[0])
+    multi = optax.MultiSteps(tx, every_k_schedule=k)
+    params = nested_params()
+    grads = [_grad(params, t) for t in range(k)]  # Held fixed: params do not move until the k-th step.
+    state = multi.init(params)
+    update = jax.jit(multi.update)
+    for t in range(k):
+        updates, state = update(grads[t], state, params)
+        if t < k - 1:
+            chex.assert_trees_all_equal(updates, jax.tree.map(jnp.zeros_like, updates))
+    mean = jax.tree.map(lambda *g: sum(g) / k, *grads)
+    expected, _ = tx.update(mean, tx.init(params), params)
+    # MultiSteps averages with Welford's running mean, which rounds differently from sum / k.
+    chex.assert_trees_all_close(updates, expected, rtol=1e-5, atol=1e-7)
+
+
+@cases
+def test_apply_if_finite_skips_nan_step_and_keeps_state(case):
+    tx = optax.apply_if_finite(case.optimizer(**case.unusual[0]), max_consecutive_errors=3)
+    params = nested_params()
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    state1 = update(_grad(params, 0), state, params)[1]
+    bad = jax.tree.map(lambda g: g.at[...].set(jnp.nan) if g.ndim == 0 else g.at[0].set(jnp.nan), _grad(params, 1))
+    updates, state2 = update(bad, state1, params)
+    chex.assert_trees_all_equal(updates, jax.tree.map(jnp.zeros_like, updates))
+    chex.assert_trees_all_equal(state2.inner_state, state1.inner_state)
+    # The next finite step continues as if the bad one never happened.
+    after_skip, _ = update(_grad(params, 2), state2, params)
+    direct, _ = update(_grad(params, 2), state1, params)
+    chex.assert_trees_all_equal(after_skip, direct)
+
+
+@cases
+def test_masked_updates_only_the_mask(case):
+    kwargs = case.unusual[0]
+    params = nested_params()
+    mask = {"layer": {"w": True, "b": False}, "scalars": (False, True)}
+    tx = optax.masked(case.optimizer(**kwargs), mask)
+    grads = _grad(params, 0)
+    updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+    plain = case.optimizer(**kwargs)
+    expected, _ = plain.update(grads, plain.init(params), params)
+    chex.assert_trees_all_close(updates["layer"]["w"], expected["layer"]["w"], **REORDER)
+    chex.assert_trees_all_close(updates["scalars"][1], expected["scalars"][1], **REORDER)
+    # optax.masked passes masked-out updates through untouched.
+    chex.assert_trees_all_equal(updates["layer"]["b"], grads["layer"]["b"])
+    chex.assert_trees_all_equal(updates["scalars"][0], grads["scalars"][0])
+
+
+@cases
+def test_clip_by_global_norm_then_optimizer(case):
+    kwargs = case.unusual[0]
+    tx = optax.chain(optax.clip_by_global_norm(0.5), case.optimizer(**kwargs))
+    plain = case.optimizer(**kwargs)
+
+    def clipped(params, t):
+        g = _grad(params, t)
+        norm = optax.tree.norm(g)
+        return jax.tree.map(lambda x: x * jnp.minimum(1.0, 0.5 / norm), g)
+
+    actual, _ = run_steps(tx, nested_params(), _grad, 5)
+    expected, _ = run_steps(plain, nested_params(), clipped, 5)
+    chex.assert_trees_all_close(actual, expected, **REORDER)
