@@ -83,4 +83,3 @@ def adagrad(
       Optimization*, JMLR 2011. https://jmlr.org/papers/v12/duchi11a.html
     """
     return _moments.descend(scale_by_adagrad(eps=eps, initial_accumulator=initial_accumulator), learning_rate)
-

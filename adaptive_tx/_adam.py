@@ -13,7 +13,7 @@ from adaptive_tx import _moments
 class ScaleByAdamState(NamedTuple):
     """State of :func:`scale_by_adam`."""
 
-    count: jax.Array  # t: steps taken, int32 scalar, saturating at the int32 maximum.
+    count: jax.Array  # type: ignore[assignment]  # t: steps taken, int32 scalar; saturates at int32 max.
     v: optax.Updates  # v_t: leaky average of gradients (first moment); shape and dtype of params.
     s: optax.Updates  # s_t: leaky average of squared gradients (second moment); shape and dtype of params.
 
@@ -114,7 +114,5 @@ def adam(
     References:
       Kingma & Ba, *Adam: A Method for Stochastic Optimization*, ICLR 2015. https://arxiv.org/abs/1412.6980
     """
-    block = scale_by_adam(
-        b1=b1, b2=b2, eps=eps, eps_root=eps_root, initial_mu=initial_mu, initial_nu=initial_nu
-    )
+    block = scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root, initial_mu=initial_mu, initial_nu=initial_nu)
     return _moments.descend(block, learning_rate)

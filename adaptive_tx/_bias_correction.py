@@ -13,11 +13,14 @@ from adaptive_tx import _moments
 class BiasCorrectionState(NamedTuple):
     """State of :func:`bias_correction`."""
 
-    count: jax.Array  # t: steps taken, int32 scalar, saturating at the int32 maximum.
+    count: jax.Array  # type: ignore[assignment]  # t: steps taken, int32 scalar; saturates at int32 max.
 
 
 def bias_correction(decay: float) -> optax.GradientTransformationExtraArgs:
     r"""Divide incoming updates by :math:`1 - \beta^t`, with its own step count :math:`t`.
+
+    .. math::
+        \hat u_t = \frac{u_t}{1 - \beta^t}
 
     Undoes the shrinkage toward the zero initial value of a leaky average with forgetting rate
     :math:`\beta`; Adam applies it to both of its moments. Placed after a block whose output is such an

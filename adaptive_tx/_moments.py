@@ -26,9 +26,7 @@ ArrayTree = Any
 # --------------------------------------------------------------------------- the lecture's building blocks
 
 
-def leaky_average(
-    previous: Array, new: Array, decay: Array | float, dampening: Array | float | None = None
-) -> Array:
+def leaky_average(previous: Array, new: Array, decay: Array | float, dampening: Array | float | None = None) -> Array:
     """``decay * previous + (1 - dampening) * new``, with ``dampening = decay`` by default.
 
     The default is the exponentially weighted average of RMSprop, Adadelta, Momentum and Adam;
@@ -112,7 +110,8 @@ def map_leaves(
     to cast hyperparameters with. The direction comes back in the gradient's dtype and each new state
     leaf in the dtype of the old one, so state dtypes never drift. Returns ``(directions, *new_states)``.
     """
-    leaves, treedef = jax.tree.flatten(updates)
+    leaves, treedef_ = jax.tree.flatten(updates)
+    treedef: Any = treedef_  # jaxlib's PyTreeDef stubs lack flatten_up_to.
     state_leaves = [treedef.flatten_up_to(s) for s in states]
     outputs: list[list[Array]] = [[] for _ in range(1 + len(states))]
     for g, *s in zip(leaves, *state_leaves, strict=True):
@@ -145,9 +144,7 @@ def check_number(name: str, value: Any) -> bool:
 
     Traced values (under ``jax.jit`` or ``optax.inject_hyperparams``) and arrays pass unchecked.
     """
-    if isinstance(value, bool | np.bool_) or not (
-        _is_number(value) or isinstance(value, jax.Array | np.ndarray)
-    ):
+    if isinstance(value, bool | np.bool_) or not (_is_number(value) or isinstance(value, jax.Array | np.ndarray)):
         raise TypeError(f"{name} must be a real number or an array, got {_describe(value)}.")
     return _is_number(value)
 

@@ -37,9 +37,7 @@ class Lap:
     steps_to_target: int | None  # first t with f(w_t) <= target; None if never.
 
 
-def race(
-    problem: Problem, steps: int, learning_rates: dict[str, float], target: float | None = None
-) -> list[Lap]:
+def race(problem: Problem, steps: int, learning_rates: dict[str, float], target: float | None = None) -> list[Lap]:
     """Run each optimizer named in ``learning_rates`` for ``steps`` steps on ``problem``."""
     target = problem.target if target is None else target
     loss = jax.jit(jax.vmap(problem.fn))
@@ -85,9 +83,7 @@ def plot(problem: Problem, laps: Sequence[Lap], out: str) -> None:
     try:
         import matplotlib
     except ImportError as err:  # The core package does not depend on matplotlib.
-        raise SystemExit(
-            'adaptive-tx: drawing the PNG needs matplotlib: pip install "adaptive_tx[plot]"'
-        ) from err
+        raise SystemExit('adaptive-tx: drawing the PNG needs matplotlib: pip install "adaptive_tx[plot]"') from err
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
@@ -107,8 +103,9 @@ def plot(problem: Problem, laps: Sequence[Lap], out: str) -> None:
     else:
         ax.contourf(xs, ys, zs, levels=30, cmap="Greys", alpha=0.6)
         ax.contour(xs, ys, zs, levels=30, colors="grey", linewidths=0.4)
-    colors = plt.get_cmap("tab10").colors
-    for lap, color in zip(laps, colors, strict=False):
+    palette = plt.get_cmap("tab10")
+    for i, lap in enumerate(laps):
+        color = palette(i % 10)
         ax.plot(*lap.path.T, "-", color=color, linewidth=1.5, label=f"{lap.name} (lr {lap.learning_rate:g})")
         ax.plot(*lap.path[-1], "o", color=color, markersize=6)
     ax.plot(*problem.start, "ks", markersize=7, label="start")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -42,7 +43,7 @@ class Problem:
         """Euclidean distance from ``w`` to the nearest known minimum (``inf`` when there is none)."""
         if not self.minima:
             return float("inf")
-        return float(jnp.min(jnp.linalg.norm(jnp.asarray(self.minima) - w, axis=-1)))
+        return float(np.min(np.linalg.norm(np.asarray(self.minima) - np.asarray(w)[None, :], axis=-1)))
 
 
 def _rosenbrock(w: jax.Array) -> jax.Array:
@@ -101,7 +102,13 @@ PROBLEMS: dict[str, Problem] = {
             minima=((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)),
             target=1e-4,
             window=((-5.0, 5.0), (-5.0, 5.0)),
-            learning_rates={"adagrad": 0.5, "rmsprop": 0.05, "adadelta": 10.0, "momentum": 0.01, "adam": 0.05},
+            learning_rates={
+                "adagrad": 0.5,
+                "rmsprop": 0.05,
+                "adadelta": 10.0,
+                "momentum": 0.01,
+                "adam": 0.05,
+            },
         ),
         Problem(
             name="saddle",

@@ -211,7 +211,10 @@ def oracle_run(case: Case, kwargs: Mapping[str, Any], params: Any, grad_fn: Call
 def nested_params(dtype: Any = jnp.float32) -> dict[str, Any]:
     """A nested pytree: dicts, a tuple, a scalar leaf, a matrix and a vector."""
     return {
-        "layer": {"w": jnp.arange(6, dtype=dtype).reshape(2, 3) / 5 - 0.5, "b": jnp.array([0.3, -0.2], dtype)},
+        "layer": {
+            "w": jnp.arange(6, dtype=dtype).reshape(2, 3) / 5 - 0.5,
+            "b": jnp.array([0.3, -0.2], dtype),
+        },
         "scalars": (jnp.asarray(1.5, dtype), jnp.array([-2.0, 0.7, 0.1], dtype)),
     }
 

@@ -1,0 +1,84 @@
+"""The public API is the contract of ../shared/DESIGN.md: names, signatures, defaults, docstrings."""
+
+import inspect
+
+import pytest
+
+import adaptive_tx as atx
+
+OPTIMIZERS = ["adagrad", "rmsprop", "adadelta", "momentum", "adam"]
+BLOCKS = ["scale_by_adagrad", "scale_by_rms", "scale_by_adadelta", "scale_by_momentum", "scale_by_adam"]
+
+# The signatures of DESIGN.md's "Public API", verbatim: (positional-or-keyword, keyword-only) defaults.
+CONTRACT = {
+    "adagrad": ({"learning_rate": inspect.Parameter.empty}, {"eps": 1e-8, "initial_accumulator": 0.0}),
+    "rmsprop": (
+        {"learning_rate": inspect.Parameter.empty},
+        {"decay": 0.9, "eps": 1e-8, "initial_scale": 0.0},
+    ),
+    "adadelta": (
+        {"learning_rate": 1.0},
+        {"rho": 0.9, "eps": 1e-6, "initial_scale": 0.0, "initial_delta": 0.0},
+    ),
+    "momentum": (
+        {"learning_rate": inspect.Parameter.empty},
+        {"beta": 0.9, "dampening": None, "nesterov": False},
+    ),
+    "adam": (
+        {"learning_rate": inspect.Parameter.empty},
+        {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "eps_root": 0.0, "initial_mu": 0.0, "initial_nu": 0.0},
+    ),
+    "bias_correction": ({"decay": inspect.Parameter.empty}, {}),
+}
+
+
+def test_all_lists_exactly_the_public_names():
+    public = {n for n in vars(atx) if not n.startswith("_")}
+    submodules = {"problems", "cli"}  # Importable helpers, not part of the optimizer API.
+    assert sorted(atx.__all__) == sorted(public - submodules)
+    assert len(set(atx.__all__)) == len(atx.__all__)
+    assert set(OPTIMIZERS + BLOCKS + ["bias_correction"]) <= set(atx.__all__)
+
+
+@pytest.mark.parametrize("name", list(CONTRACT))
+def test_signature_matches_design(name):
+    positional, keyword_only = CONTRACT[name]
+    params = inspect.signature(getattr(atx, name)).parameters
+    got_positional = {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD}
+    got_keyword = {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert got_positional == positional
+    assert got_keyword == keyword_only
+
+
+@pytest.mark.parametrize(("optimizer", "block"), list(zip(OPTIMIZERS, BLOCKS, strict=True)))
+def test_block_takes_the_optimizers_hyperparameters_with_the_same_defaults(optimizer, block):
+    opt = {n: p.default for n, p in inspect.signature(getattr(atx, optimizer)).parameters.items()}
+    opt.pop("learning_rate")
+    blk = {n: p.default for n, p in inspect.signature(getattr(atx, block)).parameters.items()}
+    assert blk == opt
+
+
+@pytest.mark.parametrize("name", [*OPTIMIZERS, "bias_correction"])
+def test_optimizer_docstring_has_equation_args_example_and_references(name):
+    doc = inspect.getdoc(getattr(atx, name))
+    assert ".. math::" in doc
+    for section in ("Args:", "Returns:", "Examples:", "References:"):
+        assert section in doc, f"{name} lacks {section}"
+    args = doc.split("Args:")[1].split("Returns:")[0]
+    for param in inspect.signature(getattr(atx, name)).parameters:
+        assert f"  {param}:" in args, f"{name} does not document {param}"
+    assert "https://" in doc.split("References:")[1]
+
+
+@pytest.mark.parametrize(("optimizer", "block"), list(zip(OPTIMIZERS, BLOCKS, strict=True)))
+def test_block_docstring_is_one_line_pointing_to_the_optimizer(optimizer, block):
+    doc = inspect.getdoc(getattr(atx, block))
+    assert "\n" not in doc.strip()
+    assert f":func:`{optimizer}`" in doc
+
+
+def test_states_are_namedtuples():
+    for name in atx.__all__:
+        if name.endswith("State"):
+            cls = getattr(atx, name)
+            assert issubclass(cls, tuple) and hasattr(cls, "_fields"), name
