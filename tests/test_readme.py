@@ -1,0 +1,28 @@
+"""README.md's Python examples run as written."""
+
+import re
+from pathlib import Path
+
+import jax
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_readme_example_runs(code):
+    namespace: dict = {}
+    # A user's defaults, not the suite's strict promotion settings (tests/conftest.py).
+    with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
+        exec(compile(code, str(README), "exec"), namespace)
+    if "loss" in namespace:  # The training-step example must actually train.
+        assert float(namespace["loss"]) < 1e-2
+    jax.block_until_ready(jax.tree.leaves(namespace.get("params", {})))
+
+
+def test_readme_has_both_commands():
+    text = README.read_text()
+    assert 'pip install -e ".[dev]" && adaptive-tx race' in text
+    assert "\npytest\n" in text
+    assert len(BLOCKS) >= 2
