@@ -39,18 +39,7 @@ def scale_by_adadelta(
         dw = _moments.leaky_average(dw, delta * delta, rho_)
         return delta, s, dw
 
-    def init_fn(params):
-        return ScaleByAdadeltaState(
-            s=_moments.full_like_params(params, initial_scale),
-            dw=_moments.full_like_params(params, initial_delta),
-        )
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args  # Unused.
-        directions, s, dw = _moments.map_leaves(step, updates, state.s, state.dw)
-        return directions, ScaleByAdadeltaState(s=s, dw=dw)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _moments.leafwise_transformation(ScaleByAdadeltaState, step, s=initial_scale, dw=initial_delta)
 
 
 def adadelta(
@@ -87,21 +76,17 @@ def adadelta(
       An ``optax.GradientTransformationExtraArgs``.
 
     Examples:
-      >>> import jax
       >>> import jax.numpy as jnp
-      >>> import optax
       >>> import adaptive_tx as atx
-      >>> f = lambda w: jnp.sum(w ** 2)
-      >>> tx = atx.adadelta(eps=1e-2)
-      >>> w = jnp.array([1.0, 2.0, 3.0])
-      >>> state = tx.init(w)
-      >>> for _ in range(3):
-      ...     updates, state = tx.update(jax.grad(f)(w), state)
-      ...     w = optax.apply_updates(w, updates)
-      ...     print(f"{f(w):.3e}")
-      1.052e+01
-      7.767e+00
-      5.702e+00
+      >>> tx = atx.adadelta()
+      >>> g = jnp.array([1.0, 100.0])  # A constant gradient, on two scales.
+      >>> state = tx.init(g)
+      >>> for t in range(1, 4):  # Steps of sqrt(eps / (1 - rho)) = 3.2e-3 whatever the gradient's scale.
+      ...     updates, state = tx.update(g, state)
+      ...     print(t, *(f"{-u:.4f}" for u in updates))
+      1 0.0032 0.0032
+      2 0.0032 0.0032
+      3 0.0033 0.0033
 
     References:
       Zeiler, *ADADELTA: An Adaptive Learning Rate Method*, 2012. https://arxiv.org/abs/1212.5701

@@ -25,15 +25,7 @@ def scale_by_adagrad(eps: float = 1e-8, initial_accumulator: float = 0.0) -> opt
         s = _moments.running_sum(s, g * g)
         return _moments.safe_divide(g, _moments.rms(s, eps_)), s
 
-    def init_fn(params):
-        return ScaleByAdagradState(s=_moments.full_like_params(params, initial_accumulator))
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args  # Unused.
-        directions, s = _moments.map_leaves(step, updates, state.s)
-        return directions, ScaleByAdagradState(s=s)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _moments.leafwise_transformation(ScaleByAdagradState, step, s=initial_accumulator)
 
 
 def adagrad(
@@ -62,21 +54,18 @@ def adagrad(
       An ``optax.GradientTransformationExtraArgs``.
 
     Examples:
-      >>> import jax
       >>> import jax.numpy as jnp
-      >>> import optax
       >>> import adaptive_tx as atx
-      >>> f = lambda w: jnp.sum(w ** 2)
-      >>> tx = atx.adagrad(learning_rate=1.0)
-      >>> w = jnp.array([1.0, 2.0, 3.0])
-      >>> state = tx.init(w)
-      >>> for _ in range(3):
-      ...     updates, state = tx.update(jax.grad(f)(w), state)
-      ...     w = optax.apply_updates(w, updates)
-      ...     print(f"{f(w):.3e}")
-      5.000e+00
-      2.394e+00
-      1.250e+00
+      >>> tx = atx.adagrad(learning_rate=0.1)
+      >>> g = jnp.array([1.0, 100.0])  # A constant gradient, on two scales.
+      >>> state = tx.init(g)
+      >>> for t in range(1, 5):  # Steps of 0.1 / sqrt(t) on both coordinates: the step decays.
+      ...     updates, state = tx.update(g, state)
+      ...     print(t, *(f"{-u:.4f}" for u in updates))
+      1 0.1000 0.1000
+      2 0.0707 0.0707
+      3 0.0577 0.0577
+      4 0.0500 0.0500
 
     References:
       Duchi, Hazan & Singer, *Adaptive Subgradient Methods for Online Learning and Stochastic

@@ -99,12 +99,20 @@ def adam(
       >>> import jax.numpy as jnp
       >>> import optax
       >>> import adaptive_tx as atx
-      >>> f = lambda w: jnp.sum(w ** 2)
       >>> tx = atx.adam(learning_rate=0.1)
+      >>> g = jnp.array([1.0, 100.0])  # A constant gradient, on two scales.
+      >>> state = tx.init(g)
+      >>> for t in range(1, 4):  # Bias correction: exactly the learning rate, from the first step.
+      ...     updates, state = tx.update(g, state)
+      ...     print(t, *(f"{-u:.4f}" for u in updates))
+      1 0.1000 0.1000
+      2 0.1000 0.1000
+      3 0.1000 0.1000
+      >>> f = lambda w: jnp.sum(w ** 2)  # And in a training loop:
       >>> w = jnp.array([1.0, 2.0, 3.0])
       >>> state = tx.init(w)
       >>> for _ in range(3):
-      ...     updates, state = tx.update(jax.grad(f)(w), state)
+      ...     updates, state = tx.update(jax.grad(f)(w), state, w)
       ...     w = optax.apply_updates(w, updates)
       ...     print(f"{f(w):.3e}")
       1.283e+01

@@ -122,6 +122,27 @@ def map_leaves(
     return tuple(treedef.unflatten(out) for out in outputs)
 
 
+def leafwise_transformation(
+    state_type: Callable[..., tuple], step: Callable[..., tuple[Array, ...]], **initial_values: Any
+) -> optax.GradientTransformationExtraArgs:
+    """The block of an algorithm whose state is parameter-shaped accumulators and nothing else.
+
+    ``state_type`` is a NamedTuple whose fields are the keywords of ``initial_values``, each initialised to
+    a params-shaped array of that value; ``update`` applies ``step(dtype, g, *fields) -> (direction,
+    *new_fields)``, fields in the NamedTuple's order, leaf by leaf through :func:`map_leaves`.
+    """
+
+    def init_fn(params):
+        return state_type(**{name: full_like_params(params, value) for name, value in initial_values.items()})
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args  # Unused.
+        directions, *fields = map_leaves(step, updates, *state)
+        return directions, state_type(*fields)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
 def cast(dtype: Any, *hyperparameters: Array | float) -> tuple[Array, ...]:
     """Hyperparameters (Python numbers or traced arrays) as arrays of ``dtype``."""
     return tuple(jnp.asarray(h, dtype) for h in hyperparameters)

@@ -32,15 +32,7 @@ def scale_by_momentum(
             return _moments.leaky_average(v, g, beta_, dampening_), v
         return v, v
 
-    def init_fn(params):
-        return ScaleByMomentumState(v=_moments.full_like_params(params, 0.0))
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args  # Unused.
-        directions, v = _moments.map_leaves(step, updates, state.v)
-        return directions, ScaleByMomentumState(v=v)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _moments.leafwise_transformation(ScaleByMomentumState, step, v=0.0)
 
 
 def momentum(
@@ -72,21 +64,19 @@ def momentum(
       An ``optax.GradientTransformationExtraArgs``.
 
     Examples:
-      >>> import jax
       >>> import jax.numpy as jnp
-      >>> import optax
       >>> import adaptive_tx as atx
-      >>> f = lambda w: jnp.sum(w ** 2)
-      >>> tx = atx.momentum(learning_rate=0.1)
-      >>> w = jnp.array([1.0, 2.0, 3.0])
-      >>> state = tx.init(w)
-      >>> for _ in range(3):
-      ...     updates, state = tx.update(jax.grad(f)(w), state)
-      ...     w = optax.apply_updates(w, updates)
-      ...     print(f"{f(w):.3e}")
-      1.345e+01
-      1.243e+01
-      1.108e+01
+      >>> g = jnp.array([1.0])  # A constant gradient.
+      >>> for dampening in (None, 0.0):  # The leaky average ramps up to 0.1; the heavy ball to 1.0.
+      ...     tx = atx.momentum(learning_rate=0.1, dampening=dampening)
+      ...     state = tx.init(g)
+      ...     steps = []
+      ...     for _ in range(3):
+      ...         updates, state = tx.update(g, state)
+      ...         steps.append(f"{-updates[0]:.4f}")
+      ...     print(dampening, *steps)
+      None 0.0100 0.0190 0.0271
+      0.0 0.1000 0.1900 0.2710
 
     References:
       Polyak, *Some methods of speeding up the convergence of iteration methods*, USSR Computational

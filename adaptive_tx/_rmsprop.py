@@ -28,15 +28,7 @@ def scale_by_rms(
         s = _moments.leaky_average(s, g * g, decay_)
         return _moments.safe_divide(g, _moments.rms(s, eps_)), s
 
-    def init_fn(params):
-        return ScaleByRmsState(s=_moments.full_like_params(params, initial_scale))
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args  # Unused.
-        directions, s = _moments.map_leaves(step, updates, state.s)
-        return directions, ScaleByRmsState(s=s)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _moments.leafwise_transformation(ScaleByRmsState, step, s=initial_scale)
 
 
 def rmsprop(
@@ -66,21 +58,17 @@ def rmsprop(
       An ``optax.GradientTransformationExtraArgs``.
 
     Examples:
-      >>> import jax
       >>> import jax.numpy as jnp
-      >>> import optax
       >>> import adaptive_tx as atx
-      >>> f = lambda w: jnp.sum(w ** 2)
       >>> tx = atx.rmsprop(learning_rate=0.1)
-      >>> w = jnp.array([1.0, 2.0, 3.0])
-      >>> state = tx.init(w)
-      >>> for _ in range(3):
-      ...     updates, state = tx.update(jax.grad(f)(w), state)
-      ...     w = optax.apply_updates(w, updates)
-      ...     print(f"{f(w):.3e}")
-      1.051e+01
-      8.506e+00
-      7.101e+00
+      >>> g = jnp.array([1.0, 100.0])  # A constant gradient, on two scales.
+      >>> state = tx.init(g)
+      >>> for t in range(1, 4):  # The first step is 0.1 / sqrt(1 - 0.9); later steps settle at 0.1.
+      ...     updates, state = tx.update(g, state)
+      ...     print(t, *(f"{-u:.4f}" for u in updates))
+      1 0.3162 0.3162
+      2 0.2294 0.2294
+      3 0.1921 0.1921
 
     References:
       Tieleman & Hinton, *Lecture 6e: rmsprop: Divide the gradient by a running average of its recent
