@@ -7,6 +7,7 @@ from adaptive_tx._adagrad import ScaleByAdagradState as ScaleByAdagradState
 from adaptive_tx._adagrad import adagrad as adagrad
 from adaptive_tx._adagrad import scale_by_adagrad as scale_by_adagrad
 from adaptive_tx._adam import ScaleByAdamState as ScaleByAdamState
+from adaptive_tx._adam import ScaleByAmsgradState as ScaleByAmsgradState
 from adaptive_tx._adam import adam as adam
 from adaptive_tx._adam import scale_by_adam as scale_by_adam
 from adaptive_tx._bias_correction import BiasCorrectionState as BiasCorrectionState
@@ -14,6 +15,7 @@ from adaptive_tx._bias_correction import bias_correction as bias_correction
 from adaptive_tx._momentum import ScaleByMomentumState as ScaleByMomentumState
 from adaptive_tx._momentum import momentum as momentum
 from adaptive_tx._momentum import scale_by_momentum as scale_by_momentum
+from adaptive_tx._rmsprop import ScaleByCenteredRmsState as ScaleByCenteredRmsState
 from adaptive_tx._rmsprop import ScaleByRmsState as ScaleByRmsState
 from adaptive_tx._rmsprop import rmsprop as rmsprop
 from adaptive_tx._rmsprop import scale_by_rms as scale_by_rms
@@ -25,6 +27,8 @@ __all__ = (
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamState",
+    "ScaleByAmsgradState",
+    "ScaleByCenteredRmsState",
     "ScaleByMomentumState",
     "ScaleByRmsState",
     "adadelta",

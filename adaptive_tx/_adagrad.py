@@ -15,15 +15,21 @@ class ScaleByAdagradState(NamedTuple):
     s: optax.Updates  # s_t: running sum of squared gradients; shape and dtype of params.
 
 
-def scale_by_adagrad(eps: float = 1e-8, initial_accumulator: float = 0.0) -> optax.GradientTransformationExtraArgs:
-    """AdaGrad's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`adagrad`."""
+def scale_by_adagrad(
+    eps: float = 1e-8, initial_accumulator: float = 0.0, *, eps_in_sqrt: bool = True
+) -> optax.GradientTransformationExtraArgs:
+    """AdaGrad's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`adagrad`.
+
+    Knob beyond the lecture: ``eps_in_sqrt=False`` divides by ``sqrt(s_t) + eps`` (PyTorch, Duchi et al.).
+    """
     _moments.check_non_negative("eps", eps)
     _moments.check_non_negative("initial_accumulator", initial_accumulator)
+    _moments.check_bool("eps_in_sqrt", eps_in_sqrt)
 
     def step(dtype, g, s):
         (eps_,) = _moments.cast(dtype, eps)
         s = _moments.running_sum(s, g * g)
-        return _moments.safe_divide(g, _moments.rms(s, eps_)), s
+        return _moments.safe_divide(g, _moments.rms(s, eps_, eps_in_sqrt)), s
 
     return _moments.leafwise_transformation(ScaleByAdagradState, step, s=initial_accumulator)
 

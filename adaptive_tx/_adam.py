@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from adaptive_tx import _moments
@@ -18,6 +19,18 @@ class ScaleByAdamState(NamedTuple):
     s: optax.Updates  # s_t: leaky average of squared gradients (second moment); shape and dtype of params.
 
 
+class ScaleByAmsgradState(NamedTuple):
+    """State of :func:`scale_by_adam` with ``amsgrad`` set."""
+
+    count: jax.Array  # type: ignore[assignment]  # t: steps taken, int32 scalar; saturates at int32 max.
+    v: optax.Updates  # v_t: leaky average of gradients (first moment); shape and dtype of params.
+    s: optax.Updates  # s_t: leaky average of squared gradients (second moment); shape and dtype of params.
+    s_max: optax.Updates  # running maximum of s_t ("raw") or of s^_t ("corrected"); shape and dtype of params.
+
+
+AMSGRAD_MODES = (None, "raw", "corrected")
+
+
 def scale_by_adam(
     b1: float = 0.9,
     b2: float = 0.999,
@@ -25,38 +38,66 @@ def scale_by_adam(
     eps_root: float = 0.0,
     initial_mu: float = 0.0,
     initial_nu: float = 0.0,
+    *,
+    eps_hat: bool = False,
+    amsgrad: str | None = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """Adam's direction ``v^_t / (sqrt(s^_t + eps_root) + eps)``, without learning rate or sign; see :func:`adam`."""
+    """Adam's direction ``v^_t / (sqrt(s^_t + eps_root) + eps)``, without learning rate or sign; see :func:`adam`.
+
+    Knobs beyond the lecture:
+
+    - ``eps_hat=True`` reads ``eps`` as the paper's epsilon-hat of its "efficient" form (end of section 2),
+      ``sqrt(1 - b2^t) / (1 - b1^t) * v_t / (sqrt(s_t) + eps)``, which is Keras's ``epsilon``; it equals
+      the default form with ``eps * sqrt(1 - b2^t)`` in place of ``eps``.
+    - ``amsgrad="raw"`` divides by the running maximum of the raw ``s_t``, bias-corrected at the current
+      step (Reddi et al. 2018 as PyTorch and Keras compute it); ``amsgrad="corrected"`` by the running
+      maximum of the corrected ``s^_t`` (Optax's ``amsgrad``). Either way the state is
+      :class:`ScaleByAmsgradState`.
+    """
     _moments.check_decay("b1", b1)
     _moments.check_decay("b2", b2)
     _moments.check_non_negative("eps", eps)
     _moments.check_non_negative("eps_root", eps_root)
     _moments.check_finite("initial_mu", initial_mu)
     _moments.check_non_negative("initial_nu", initial_nu)
+    _moments.check_bool("eps_hat", eps_hat)
+    if amsgrad not in AMSGRAD_MODES:
+        raise ValueError(f"amsgrad must be one of {AMSGRAD_MODES}, got {amsgrad!r}.")
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args  # Unused.
-        count = _moments.next_count(state.count)
+    def moments(dtype, g, v, s, count):
+        """The new moments, their bias-correction factors, and eps as the denominator adds it."""
+        b1_, b2_, eps_ = _moments.cast(dtype, b1, b2, eps)
+        v = _moments.leaky_average(v, g, b1_)  # Momentum's velocity.
+        s = _moments.leaky_average(s, g * g, b2_)  # RMSprop's mean square.
+        correction1 = _moments.bias_correction_factor(b1_, count, dtype)
+        correction2 = _moments.bias_correction_factor(b2_, count, dtype)
+        if eps_hat:  # eps-hat / sqrt(1 - b2^t): the same step as Keras's, in the corrected variables.
+            eps_ = eps_ / jnp.sqrt(correction2)
+        return v, s, correction1, correction2, eps_
 
-        def step(dtype, g, v, s):
-            b1_, b2_, eps_, eps_root_ = _moments.cast(dtype, b1, b2, eps, eps_root)
-            v = _moments.leaky_average(v, g, b1_)  # Momentum's velocity.
-            s = _moments.leaky_average(s, g * g, b2_)  # RMSprop's mean square.
-            v_hat = v / _moments.bias_correction_factor(b1_, count, dtype)
-            s_hat = s / _moments.bias_correction_factor(b2_, count, dtype)
-            return _moments.safe_divide(v_hat, _moments.rms(s_hat, eps_root_) + eps_), v, s
+    def direction(dtype, v_hat, s_hat, eps_):
+        (eps_root_,) = _moments.cast(dtype, eps_root)
+        return _moments.safe_divide(v_hat, _moments.rms(s_hat, eps_root_) + eps_)
 
-        directions, v, s = _moments.map_leaves(step, updates, state.v, state.s)
-        return directions, ScaleByAdamState(count=count, v=v, s=s)
+    def step(dtype, g, v, s, *, count):
+        v, s, correction1, correction2, eps_ = moments(dtype, g, v, s, count)
+        return direction(dtype, v / correction1, s / correction2, eps_), v, s
 
-    def init_fn(params):
-        return ScaleByAdamState(
-            count=_moments.init_count(),
-            v=_moments.full_like_params(params, initial_mu),
-            s=_moments.full_like_params(params, initial_nu),
-        )
+    def amsgrad_step(dtype, g, v, s, s_max, *, count):
+        v, s, correction1, correction2, eps_ = moments(dtype, g, v, s, count)
+        if amsgrad == "raw":
+            s_max = jnp.maximum(s_max, s)
+            s_hat = s_max / correction2
+        else:
+            s_max = jnp.maximum(s_max, s / correction2)
+            s_hat = s_max
+        return direction(dtype, v / correction1, s_hat, eps_), v, s, s_max
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    if amsgrad is None:
+        return _moments.leafwise_transformation(ScaleByAdamState, step, counted=True, v=initial_mu, s=initial_nu)
+    return _moments.leafwise_transformation(
+        ScaleByAmsgradState, amsgrad_step, counted=True, v=initial_mu, s=initial_nu, s_max=initial_nu
+    )
 
 
 def adam(

@@ -9,6 +9,7 @@ with the precision policy of the whole library in one place.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -51,9 +52,12 @@ def bias_correction_factor(decay: Array | float, count: Array, dtype: Any) -> Ar
     return 1 - decay ** count.astype(dtype)
 
 
-def rms(mean_square: Array, eps: Array | float) -> Array:
-    """``sqrt(mean_square + eps)``: the lecture's root mean square, with ``eps`` inside the root."""
-    return jnp.sqrt(mean_square + eps)
+def rms(mean_square: Array, eps: Array | float, eps_in_sqrt: bool = True) -> Array:
+    """``sqrt(mean_square + eps)``: the lecture's root mean square, with ``eps`` inside the root.
+
+    With ``eps_in_sqrt=False``, ``sqrt(mean_square) + eps``: PyTorch's placement for AdaGrad and RMSprop.
+    """
+    return jnp.sqrt(mean_square + eps) if eps_in_sqrt else jnp.sqrt(mean_square) + eps
 
 
 def safe_divide(numerator: Array, denominator: Array) -> Array:
@@ -123,22 +127,32 @@ def map_leaves(
 
 
 def leafwise_transformation(
-    state_type: Callable[..., tuple], step: Callable[..., tuple[Array, ...]], **initial_values: Any
+    state_type: Callable[..., tuple],
+    step: Callable[..., tuple[Array, ...]],
+    *,
+    counted: bool = False,
+    **initial_values: Any,
 ) -> optax.GradientTransformationExtraArgs:
-    """The block of an algorithm whose state is parameter-shaped accumulators and nothing else.
+    """The block of an algorithm whose state is parameter-shaped accumulators (and a step counter).
 
     ``state_type`` is a NamedTuple whose fields are the keywords of ``initial_values``, each initialised to
-    a params-shaped array of that value; ``update`` applies ``step(dtype, g, *fields) -> (direction,
-    *new_fields)``, fields in the NamedTuple's order, leaf by leaf through :func:`map_leaves`.
+    a params-shaped array of that value, preceded by ``count`` (t, int32, saturating) if ``counted``.
+    ``update`` applies ``step(dtype, g, *fields) -> (direction, *new_fields)``, fields in the NamedTuple's
+    order, leaf by leaf through :func:`map_leaves`; a counted step also receives ``count=t`` (t >= 1).
     """
 
     def init_fn(params):
-        return state_type(**{name: full_like_params(params, value) for name, value in initial_values.items()})
+        fields = {name: full_like_params(params, value) for name, value in initial_values.items()}
+        return state_type(count=init_count(), **fields) if counted else state_type(**fields)
 
     def update_fn(updates, state, params=None, **extra_args):
         del params, extra_args  # Unused.
-        directions, *fields = map_leaves(step, updates, *state)
-        return directions, state_type(*fields)
+        if not counted:
+            directions, *fields = map_leaves(step, updates, *state)
+            return directions, state_type(*fields)
+        count = next_count(state.count)
+        directions, *fields = map_leaves(functools.partial(step, count=count), updates, *state[1:])
+        return directions, state_type(count, *fields)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -168,6 +182,12 @@ def check_number(name: str, value: Any) -> bool:
     if isinstance(value, bool | np.bool_) or not (_is_number(value) or isinstance(value, jax.Array | np.ndarray)):
         raise TypeError(f"{name} must be a real number or an array, got {_describe(value)}.")
     return _is_number(value)
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Flags must be Python bools: they choose the computation, so they cannot be traced."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}.")
 
 
 def check_decay(name: str, value: Any) -> None:

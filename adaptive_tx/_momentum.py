@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from adaptive_tx import _moments
@@ -12,27 +14,38 @@ from adaptive_tx import _moments
 class ScaleByMomentumState(NamedTuple):
     """State of :func:`scale_by_momentum`."""
 
+    count: jax.Array  # type: ignore[assignment]  # t: steps taken, int32 scalar; saturates at int32 max.
     v: optax.Updates  # v_t: velocity, a leaky average of gradients; shape and dtype of params.
 
 
 def scale_by_momentum(
-    beta: float = 0.9, dampening: float | None = None, nesterov: bool = False
+    beta: float = 0.9,
+    dampening: float | None = None,
+    nesterov: bool = False,
+    *,
+    first_step_undampened: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
-    """Momentum's velocity ``v_t`` (or its Nesterov look-ahead), without learning rate or sign; see :func:`momentum`."""
+    """Momentum's velocity ``v_t`` (or its Nesterov look-ahead), without learning rate or sign; see :func:`momentum`.
+
+    Knob beyond the lecture: ``first_step_undampened=True`` starts the velocity at ``v_1 = g_1`` whatever
+    the dampening, as PyTorch's SGD does (its buffer is created as a copy of the first gradient).
+    """
     _moments.check_decay("beta", beta)
     if dampening is not None:
         _moments.check_decay("dampening", dampening)
-    if not isinstance(nesterov, bool):
-        raise TypeError(f"nesterov must be a bool, got {nesterov!r}.")
+    _moments.check_bool("nesterov", nesterov)
+    _moments.check_bool("first_step_undampened", first_step_undampened)
 
-    def step(dtype, g, v):
+    def step(dtype, g, v, *, count):
         beta_, dampening_ = _moments.cast(dtype, beta, beta if dampening is None else dampening)
+        if first_step_undampened:
+            dampening_ = jnp.where(count == 1, jnp.zeros_like(dampening_), dampening_)
         v = _moments.leaky_average(v, g, beta_, dampening_)
         if nesterov:  # Look one step ahead: the velocity the next step would have on the same gradient.
             return _moments.leaky_average(v, g, beta_, dampening_), v
         return v, v
 
-    return _moments.leafwise_transformation(ScaleByMomentumState, step, v=0.0)
+    return _moments.leafwise_transformation(ScaleByMomentumState, step, counted=True, v=0.0)
 
 
 def momentum(

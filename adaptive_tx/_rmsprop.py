@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax.numpy as jnp
 import optax
 
 from adaptive_tx import _moments
@@ -15,19 +16,47 @@ class ScaleByRmsState(NamedTuple):
     s: optax.Updates  # s_t: leaky average of squared gradients; shape and dtype of params.
 
 
+class ScaleByCenteredRmsState(NamedTuple):
+    """State of :func:`scale_by_rms` with ``centered=True``."""
+
+    s: optax.Updates  # s_t: leaky average of squared gradients; shape and dtype of params.
+    g_bar: optax.Updates  # g-bar_t: leaky average of gradients; shape and dtype of params.
+
+
 def scale_by_rms(
-    decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0
+    decay: float = 0.9,
+    eps: float = 1e-8,
+    initial_scale: float = 0.0,
+    *,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
-    """RMSprop's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`rmsprop`."""
+    """RMSprop's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`rmsprop`.
+
+    Knobs beyond the lecture: ``eps_in_sqrt=False`` divides by ``sqrt(s_t) + eps`` (PyTorch);
+    ``centered=True`` subtracts the squared leaky average of gradients, ``sqrt(s_t - g_bar_t^2 + eps)``
+    (Graves 2013; clamped at 0 against rounding), with state :class:`ScaleByCenteredRmsState`.
+    """
     _moments.check_decay("decay", decay)
     _moments.check_non_negative("eps", eps)
     _moments.check_non_negative("initial_scale", initial_scale)
+    _moments.check_bool("eps_in_sqrt", eps_in_sqrt)
+    _moments.check_bool("centered", centered)
 
     def step(dtype, g, s):
         decay_, eps_ = _moments.cast(dtype, decay, eps)
         s = _moments.leaky_average(s, g * g, decay_)
-        return _moments.safe_divide(g, _moments.rms(s, eps_)), s
+        return _moments.safe_divide(g, _moments.rms(s, eps_, eps_in_sqrt)), s
 
+    def centered_step(dtype, g, s, g_bar):
+        decay_, eps_ = _moments.cast(dtype, decay, eps)
+        s = _moments.leaky_average(s, g * g, decay_)
+        g_bar = _moments.leaky_average(g_bar, g, decay_)
+        variance = jnp.maximum(s - g_bar * g_bar, 0)
+        return _moments.safe_divide(g, _moments.rms(variance, eps_, eps_in_sqrt)), s, g_bar
+
+    if centered:
+        return _moments.leafwise_transformation(ScaleByCenteredRmsState, centered_step, s=initial_scale, g_bar=0.0)
     return _moments.leafwise_transformation(ScaleByRmsState, step, s=initial_scale)
 
 

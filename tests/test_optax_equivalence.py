@@ -32,6 +32,22 @@ PAIRS = [
         lambda: optax.sgd(0.05, momentum=0.9, nesterov=True),
     ),
     ("adagrad-optax-defaults", lambda: atx.adagrad(0.1, eps=1e-7, initial_accumulator=0.1), lambda: optax.adagrad(0.1)),
+    # Knobs on the blocks (issue 3).
+    (
+        "rms-centered-eps-outside",
+        lambda: optax.chain(atx.scale_by_rms(decay=0.8, eps=0.1, centered=True, eps_in_sqrt=False), optax.scale(-0.01)),
+        lambda: optax.rmsprop(0.01, decay=0.8, eps=0.1, centered=True, eps_in_sqrt=False),
+    ),
+    (
+        "rms-centered",
+        lambda: optax.chain(atx.scale_by_rms(decay=0.8, eps=0.1, centered=True), optax.scale(-0.01)),
+        lambda: optax.rmsprop(0.01, decay=0.8, eps=0.1, centered=True),
+    ),
+    (
+        "amsgrad-corrected",
+        lambda: optax.chain(atx.scale_by_adam(b1=0.8, b2=0.9, eps=0.1, amsgrad="corrected"), optax.scale(-0.05)),
+        lambda: optax.amsgrad(0.05, b1=0.8, b2=0.9, eps=0.1),
+    ),
 ]
 
 

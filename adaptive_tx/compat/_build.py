@@ -1,0 +1,222 @@
+"""The frameworks' optimizers as chains of adaptive_tx blocks and Optax transforms, every knob explicit.
+
+``compat.torch`` and ``compat.keras`` only translate their framework's argument names and defaults into
+these builders. Each builder returns a full ``optax.GradientTransformationExtraArgs`` (learning rate and
+sign included). The knobs, as ../shared/reference/PARITY.md names them:
+
+- ``maximize``: ascend (PyTorch negates the gradient first);
+- ``weight_decay`` with ``decoupled``: coupled L2 adds ``wd * p`` to the gradient before the block
+  (PyTorch, except AdamW); decoupled subtracts ``lr_t * wd * p`` from the parameters beside the step
+  (PyTorch's AdamW, and every Keras optimizer);
+- ``lr_in_buffer``: momentum accumulates ``lr_t * direction`` (Keras) instead of the direction, the
+  learning rate applied after (PyTorch). The two differ only when the learning rate changes;
+- the block knobs: ``eps_in_sqrt``, ``centered``, ``first_step_undampened``, ``eps_hat``, ``amsgrad``;
+- gradient clipping as Keras does it: ``clipvalue``, ``clipnorm`` (per leaf), ``global_clipnorm``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from adaptive_tx import _moments
+from adaptive_tx._adadelta import scale_by_adadelta
+from adaptive_tx._adagrad import scale_by_adagrad
+from adaptive_tx._adam import scale_by_adam
+from adaptive_tx._momentum import scale_by_momentum
+from adaptive_tx._rmsprop import scale_by_rms
+
+
+def _is_zero(value: Any) -> bool:
+    """True for a Python number equal to 0: the frameworks skip such terms, and so do we."""
+    return isinstance(value, numbers.Real) and value == 0
+
+
+def _as_schedule(learning_rate: optax.ScalarOrSchedule):
+    return learning_rate if callable(learning_rate) else (lambda count: learning_rate)
+
+
+class DecoupledDecayState(NamedTuple):
+    """State of the decoupled weight decay: the step count its learning-rate schedule reads."""
+
+    count: jax.Array  # type: ignore[assignment]  # t - 1: steps taken, int32 scalar; saturates at int32 max.
+
+
+def decoupled_weight_decay(weight_decay: Any, learning_rate: optax.ScalarOrSchedule) -> optax.GradientTransformation:
+    """Add ``-lr_t * weight_decay * p`` to the updates: ``p <- p (1 - lr_t wd)`` beside the step.
+
+    Keras applies this to every optimizer before its step, PyTorch's AdamW likewise; ``lr_t`` is the
+    learning rate of the same step (a schedule is read at the same count as ``optax.scale_by_schedule``).
+    """
+    _moments.check_non_negative("weight_decay", weight_decay)
+    _moments.check_learning_rate(learning_rate)
+    schedule = _as_schedule(learning_rate)
+
+    def init_fn(params):
+        del params
+        return DecoupledDecayState(count=_moments.init_count())
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("decoupled weight decay needs the parameters: call update(grads, state, params).")
+        rate = schedule(state.count) * weight_decay
+
+        def decay(u, p):
+            return u - (jnp.asarray(rate, _moments.compute_dtype(p)) * p.astype(_moments.compute_dtype(p))).astype(
+                u.dtype
+            )
+
+        updates = jax.tree.map(decay, updates, params)
+        return updates, DecoupledDecayState(count=_moments.next_count(state.count))
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def clip_by_norm_per_leaf(max_norm: float) -> optax.GradientTransformation:
+    """Rescale each leaf to an L2 norm of at most ``max_norm`` (Keras's ``clipnorm``, per variable)."""
+    _moments.check_non_negative("clipnorm", max_norm)
+
+    def clip(g):
+        norm = jnp.sqrt(jnp.sum(g * g))
+        return g * max_norm / jnp.maximum(norm, max_norm)
+
+    return optax.GradientTransformationExtraArgs(
+        optax.init_empty_state, lambda updates, state, params=None, **_: (jax.tree.map(clip, updates), state)
+    )
+
+
+def _compose(
+    block: optax.GradientTransformation | None,
+    learning_rate: optax.ScalarOrSchedule,
+    *,
+    momentum: optax.GradientTransformation | None = None,
+    lr_in_buffer: bool = False,
+    weight_decay: Any = 0.0,
+    decoupled: bool = False,
+    maximize: bool = False,
+    clipvalue: float | None = None,
+    clipnorm: float | None = None,
+    global_clipnorm: float | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """``block`` then ``momentum``, with everything a framework puts around them, in the framework's order.
+
+    maximize -> clipping -> coupled L2 -> block -> momentum and learning rate (in the order ``lr_in_buffer``
+    picks) -> decoupled weight decay.
+    """
+    _moments.check_learning_rate(learning_rate)
+    _moments.check_non_negative("weight_decay", weight_decay)
+    _moments.check_bool("decoupled", decoupled)
+    _moments.check_bool("maximize", maximize)
+    _moments.check_bool("lr_in_buffer", lr_in_buffer)
+    parts: list[optax.GradientTransformation] = []
+    if maximize:
+        parts.append(optax.scale(-1.0))
+    if clipvalue is not None:
+        _moments.check_non_negative("clipvalue", clipvalue)
+        parts.append(optax.clip(clipvalue))
+    if clipnorm is not None:
+        parts.append(clip_by_norm_per_leaf(clipnorm))
+    if global_clipnorm is not None:
+        _moments.check_non_negative("global_clipnorm", global_clipnorm)
+        parts.append(optax.clip_by_global_norm(global_clipnorm))
+    if not decoupled and not _is_zero(weight_decay):
+        parts.append(optax.add_decayed_weights(weight_decay))  # Coupled L2: g + wd * p.
+    if block is not None:
+        parts.append(block)
+    if momentum is not None and not lr_in_buffer:
+        parts.append(momentum)
+    parts.append(optax.scale_by_learning_rate(learning_rate))  # The only sign flip.
+    if momentum is not None and lr_in_buffer:
+        parts.append(momentum)
+    if decoupled and not _is_zero(weight_decay):
+        parts.append(decoupled_weight_decay(weight_decay, learning_rate))
+    return optax.chain(*parts)
+
+
+def _heavy_ball(momentum: Any) -> optax.GradientTransformation | None:
+    _moments.check_decay("momentum", momentum)
+    return None if _is_zero(momentum) else scale_by_momentum(beta=momentum, dampening=0.0)
+
+
+def adagrad(
+    learning_rate: optax.ScalarOrSchedule,
+    *,
+    eps: float,
+    initial_accumulator: float,
+    eps_in_sqrt: bool,
+    lr_decay: float = 0.0,
+    **around: Any,
+) -> optax.GradientTransformationExtraArgs:
+    """AdaGrad; ``lr_decay`` is PyTorch's ``lr / (1 + (t - 1) lr_decay)``."""
+    _moments.check_non_negative("lr_decay", lr_decay)
+    rate = learning_rate
+    if not _is_zero(lr_decay):
+        _moments.check_learning_rate(learning_rate)
+        base = _as_schedule(learning_rate)
+
+        def rate(count):
+            return base(count) / (1 + jnp.asarray(count, jnp.result_type(float)) * lr_decay)
+
+    block = scale_by_adagrad(eps=eps, initial_accumulator=initial_accumulator, eps_in_sqrt=eps_in_sqrt)
+    return _compose(block, rate, **around)
+
+
+def rmsprop(
+    learning_rate: optax.ScalarOrSchedule,
+    *,
+    decay: float,
+    eps: float,
+    eps_in_sqrt: bool,
+    centered: bool,
+    momentum: float = 0.0,
+    **around: Any,
+) -> optax.GradientTransformationExtraArgs:
+    """RMSprop, optionally centered, with heavy-ball ``momentum`` (``lr_in_buffer`` picks where lr goes)."""
+    block = scale_by_rms(decay=decay, eps=eps, eps_in_sqrt=eps_in_sqrt, centered=centered)
+    return _compose(block, learning_rate, momentum=_heavy_ball(momentum), **around)
+
+
+def adadelta(
+    learning_rate: optax.ScalarOrSchedule, *, rho: float, eps: float, **around: Any
+) -> optax.GradientTransformationExtraArgs:
+    """Adadelta: the frameworks agree on the equation; only defaults and weight decay differ."""
+    return _compose(scale_by_adadelta(rho=rho, eps=eps), learning_rate, **around)
+
+
+def sgd(
+    learning_rate: optax.ScalarOrSchedule,
+    *,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    first_step_undampened: bool,
+    **around: Any,
+) -> optax.GradientTransformationExtraArgs:
+    """SGD with heavy-ball momentum ``v = momentum v + (1 - dampening) g`` (none when momentum is 0)."""
+    _moments.check_decay("momentum", momentum)
+    velocity = None
+    if not _is_zero(momentum):
+        velocity = scale_by_momentum(
+            beta=momentum, dampening=dampening, nesterov=nesterov, first_step_undampened=first_step_undampened
+        )
+    return _compose(None, learning_rate, momentum=velocity, **around)
+
+
+def adam(
+    learning_rate: optax.ScalarOrSchedule,
+    *,
+    b1: float,
+    b2: float,
+    eps: float,
+    eps_hat: bool,
+    amsgrad: str | None,
+    **around: Any,
+) -> optax.GradientTransformationExtraArgs:
+    """Adam with the paper's eps or its epsilon-hat, AMSGrad on the raw or corrected second moment."""
+    block = scale_by_adam(b1=b1, b2=b2, eps=eps, eps_hat=eps_hat, amsgrad=amsgrad)
+    return _compose(block, learning_rate, **around)

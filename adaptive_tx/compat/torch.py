@@ -1,0 +1,343 @@
+"""PyTorch's optimizers, exactly: ``torch.optim``'s argument names and defaults, as Optax transformations.
+
+Each function takes the arguments of the ``torch.optim`` class of the same name (without ``params``) and
+returns a full ``optax.GradientTransformationExtraArgs``, learning rate and sign included: the trajectory
+matches PyTorch 2.13's to float64 rounding (``tests/test_parity.py``). ``lr`` may also be an Optax schedule,
+read at the step count like a ``torch.optim.lr_scheduler`` stepped after each ``optimizer.step()``.
+
+``maximize`` works (the gradient is negated first, as in PyTorch). ``foreach``, ``fused``, ``capturable``
+and ``differentiable`` choose how PyTorch executes a step, not what it computes: under ``jax.jit`` the
+step is one fused XLA program and JAX differentiates through it anyway, so they are accepted (``None``
+or a bool) and change nothing.
+
+Example:
+  >>> import adaptive_tx.compat.torch as tt
+  >>> tx = tt.adam(lr=1e-3, betas=(0.9, 0.99), weight_decay=1e-4)  # torch.optim.Adam(params, ...)
+  >>> tx = tt.sgd(lr=0.1, momentum=0.9, nesterov=True)  # torch.optim.SGD(params, ...)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optax
+
+from adaptive_tx import _moments
+from adaptive_tx.compat import _build
+
+__all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
+
+
+def _execution_options(**options: Any) -> None:
+    """PyTorch's execution switches: accepted when None or a bool; they do not change the numbers."""
+    for name, value in options.items():
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{name} must be None or a bool, got {value!r}.")
+
+
+def _betas(betas: Any) -> tuple[Any, Any]:
+    if not (isinstance(betas, tuple | list) and len(betas) == 2):
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}.")
+    return betas[0], betas[1]
+
+
+def adagrad(
+    lr: optax.ScalarOrSchedule = 1e-2,
+    lr_decay: float = 0,
+    weight_decay: float = 0,
+    initial_accumulator_value: float = 0,
+    eps: float = 1e-10,
+    foreach: bool | None = None,
+    *,
+    maximize: bool = False,
+    differentiable: bool = False,
+    fused: bool | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""``torch.optim.Adagrad``.
+
+    .. math::
+        g \leftarrow g + \lambda p, \quad s_t = s_{t-1} + g^2, \quad
+        p_t = p_{t-1} - \frac{\gamma}{1 + (t-1)\eta}\, \frac{g}{\sqrt{s_t} + \epsilon}
+
+    Args:
+      lr: :math:`\gamma` (default ``1e-2``), a float or an Optax schedule.
+      lr_decay: :math:`\eta` (default ``0``).
+      weight_decay: :math:`\lambda`, coupled L2 (default ``0``).
+      initial_accumulator_value: :math:`s_0` (default ``0``).
+      eps: :math:`\epsilon`, outside the root (default ``1e-10``).
+      foreach: accepted, no effect.
+      maximize: ascend instead of descend (default ``False``).
+      differentiable: accepted, no effect.
+      fused: accepted, no effect.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    References:
+      https://docs.pytorch.org/docs/stable/generated/torch.optim.Adagrad.html
+    """
+    _execution_options(foreach=foreach, differentiable=differentiable, fused=fused)
+    return _build.adagrad(
+        lr,
+        eps=eps,
+        initial_accumulator=initial_accumulator_value,
+        eps_in_sqrt=False,
+        lr_decay=lr_decay,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    )
+
+
+def rmsprop(
+    lr: optax.ScalarOrSchedule = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0,
+    momentum: float = 0,
+    centered: bool = False,
+    capturable: bool = False,
+    foreach: bool | None = None,
+    maximize: bool = False,
+    differentiable: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""``torch.optim.RMSprop``.
+
+    .. math::
+        g \leftarrow g + \lambda p, \quad v_t = \alpha v_{t-1} + (1-\alpha) g^2, \quad
+        \bar g_t = \alpha \bar g_{t-1} + (1-\alpha) g \text{ (centered)}, \\
+        d_t = \frac{g}{\sqrt{v_t - \bar g_t^2} + \epsilon}, \quad b_t = \mu b_{t-1} + d_t, \quad
+        p_t = p_{t-1} - \gamma\, b_t \quad (b_t = d_t \text{ if } \mu = 0)
+
+    Args:
+      lr: :math:`\gamma` (default ``1e-2``), a float or an Optax schedule (applied outside the momentum
+        buffer, as PyTorch does).
+      alpha: :math:`\alpha` (default ``0.99``).
+      eps: :math:`\epsilon`, outside the root (default ``1e-8``).
+      weight_decay: :math:`\lambda`, coupled L2 (default ``0``).
+      momentum: :math:`\mu` (default ``0``).
+      centered: subtract :math:`\bar g_t^2` (default ``False``).
+      capturable: accepted, no effect.
+      foreach: accepted, no effect.
+      maximize: ascend instead of descend (default ``False``).
+      differentiable: accepted, no effect.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    References:
+      https://docs.pytorch.org/docs/stable/generated/torch.optim.RMSprop.html
+    """
+    _execution_options(capturable=capturable, foreach=foreach, differentiable=differentiable)
+    return _build.rmsprop(
+        lr,
+        decay=alpha,
+        eps=eps,
+        eps_in_sqrt=False,
+        centered=centered,
+        momentum=momentum,
+        lr_in_buffer=False,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    )
+
+
+def adadelta(
+    lr: optax.ScalarOrSchedule = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    weight_decay: float = 0,
+    foreach: bool | None = None,
+    *,
+    capturable: bool = False,
+    maximize: bool = False,
+    differentiable: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""``torch.optim.Adadelta``: the lecture's Adadelta (:func:`adaptive_tx.adadelta`) plus coupled L2.
+
+    .. math::
+        g \leftarrow g + \lambda p, \quad s_t = \rho s_{t-1} + (1-\rho) g^2, \quad
+        \Delta_t = \frac{\sqrt{u_{t-1} + \epsilon}}{\sqrt{s_t + \epsilon}}\, g, \quad
+        u_t = \rho u_{t-1} + (1-\rho) \Delta_t^2, \quad p_t = p_{t-1} - \gamma \Delta_t
+
+    Args:
+      lr: :math:`\gamma` (default ``1.0``), a float or an Optax schedule.
+      rho: :math:`\rho` (default ``0.9``).
+      eps: :math:`\epsilon`, inside both roots (default ``1e-6``).
+      weight_decay: :math:`\lambda`, coupled L2 (default ``0``).
+      foreach: accepted, no effect.
+      capturable: accepted, no effect.
+      maximize: ascend instead of descend (default ``False``).
+      differentiable: accepted, no effect.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    References:
+      https://docs.pytorch.org/docs/stable/generated/torch.optim.Adadelta.html
+    """
+    _execution_options(foreach=foreach, capturable=capturable, differentiable=differentiable)
+    return _build.adadelta(lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+
+
+def sgd(
+    lr: optax.ScalarOrSchedule = 1e-3,
+    momentum: float = 0,
+    dampening: float = 0,
+    weight_decay: float = 0,
+    nesterov: bool = False,
+    *,
+    maximize: bool = False,
+    foreach: bool | None = None,
+    differentiable: bool = False,
+    fused: bool | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""``torch.optim.SGD``.
+
+    .. math::
+        g \leftarrow g + \lambda p, \quad b_1 = g_1, \quad b_t = \mu b_{t-1} + (1-\tau) g_t, \quad
+        p_t = p_{t-1} - \gamma\, (g_t + \mu b_t \text{ if Nesterov else } b_t)
+
+    The first step is undampened (PyTorch creates its buffer as a copy of the first gradient), so
+    ``dampening=momentum`` is not the lecture's leaky average: use :func:`adaptive_tx.momentum` for that.
+
+    Args:
+      lr: :math:`\gamma` (default ``1e-3``), a float or an Optax schedule (outside the buffer).
+      momentum: :math:`\mu` (default ``0``: plain SGD).
+      dampening: :math:`\tau` (default ``0``).
+      weight_decay: :math:`\lambda`, coupled L2 (default ``0``).
+      nesterov: Nesterov's look-ahead; needs ``momentum > 0`` and ``dampening == 0`` (default ``False``).
+      maximize: ascend instead of descend (default ``False``).
+      foreach: accepted, no effect.
+      differentiable: accepted, no effect.
+      fused: accepted, no effect.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    References:
+      https://docs.pytorch.org/docs/stable/generated/torch.optim.SGD.html
+    """
+    _execution_options(foreach=foreach, differentiable=differentiable, fused=fused)
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    return _build.sgd(
+        lr,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        first_step_undampened=True,
+        lr_in_buffer=False,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    )
+
+
+def adam(
+    lr: optax.ScalarOrSchedule = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0,
+    amsgrad: bool = False,
+    *,
+    foreach: bool | None = None,
+    maximize: bool = False,
+    capturable: bool = False,
+    differentiable: bool = False,
+    fused: bool | None = None,
+    decoupled_weight_decay: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""``torch.optim.Adam``: the paper's Algorithm 1 (eps outside the root, after bias correction).
+
+    .. math::
+        g \leftarrow g + \lambda p, \quad m_t = \beta_1 m_{t-1} + (1-\beta_1) g, \quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g^2, \\
+        \hat v_t^{max} = \max(\hat v_{t-1}^{max}, v_t) \text{ (AMSGrad, raw)}, \quad
+        p_t = p_{t-1} - \gamma \frac{m_t / (1-\beta_1^t)}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}
+
+    Args:
+      lr: :math:`\gamma` (default ``1e-3``), a float or an Optax schedule.
+      betas: :math:`(\beta_1, \beta_2)` (default ``(0.9, 0.999)``).
+      eps: :math:`\epsilon` (default ``1e-8``).
+      weight_decay: :math:`\lambda`: coupled L2, or decoupled as in AdamW if ``decoupled_weight_decay``
+        (default ``0``).
+      amsgrad: divide by the running maximum of the raw :math:`v_t` (default ``False``).
+      foreach: accepted, no effect.
+      maximize: ascend instead of descend (default ``False``).
+      capturable: accepted, no effect.
+      differentiable: accepted, no effect.
+      fused: accepted, no effect.
+      decoupled_weight_decay: :func:`adamw`'s decay (default ``False``).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    References:
+      https://docs.pytorch.org/docs/stable/generated/torch.optim.Adam.html
+    """
+    _execution_options(foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused)
+    _moments.check_bool("amsgrad", amsgrad)
+    b1, b2 = _betas(betas)
+    return _build.adam(
+        lr,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_hat=False,
+        amsgrad="raw" if amsgrad else None,
+        weight_decay=weight_decay,
+        decoupled=decoupled_weight_decay,
+        maximize=maximize,
+    )
+
+
+def adamw(
+    lr: optax.ScalarOrSchedule = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    amsgrad: bool = False,
+    *,
+    maximize: bool = False,
+    foreach: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
+    fused: bool | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""``torch.optim.AdamW``: :func:`adam` with decoupled weight decay, ``p <- p (1 - lr wd)`` each step.
+
+    .. math::
+        p \leftarrow p (1 - \gamma \lambda), \quad \text{then the Adam step of } :func:`adam`
+
+    Args:
+      lr: :math:`\gamma` (default ``1e-3``), a float or an Optax schedule.
+      betas: :math:`(\beta_1, \beta_2)` (default ``(0.9, 0.999)``).
+      eps: :math:`\epsilon` (default ``1e-8``).
+      weight_decay: :math:`\lambda` (default ``1e-2``).
+      amsgrad: divide by the running maximum of the raw :math:`v_t` (default ``False``).
+      maximize: ascend instead of descend (default ``False``).
+      foreach: accepted, no effect.
+      capturable: accepted, no effect.
+      differentiable: accepted, no effect.
+      fused: accepted, no effect.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    References:
+      Loshchilov & Hutter, *Decoupled Weight Decay Regularization*, ICLR 2019.
+      https://arxiv.org/abs/1711.05101 ;
+      https://docs.pytorch.org/docs/stable/generated/torch.optim.AdamW.html
+    """
+    return adam(
+        lr,
+        betas,
+        eps,
+        weight_decay,
+        amsgrad,
+        foreach=foreach,
+        maximize=maximize,
+        capturable=capturable,
+        differentiable=differentiable,
+        fused=fused,
+        decoupled_weight_decay=True,
+    )
