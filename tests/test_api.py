@@ -1,6 +1,8 @@
 """The public API is the contract of ../shared/DESIGN.md: names, signatures, defaults, docstrings."""
 
+import importlib
 import inspect
+import types
 
 import pytest
 
@@ -33,9 +35,9 @@ CONTRACT = {
 
 
 def test_all_lists_exactly_the_public_names():
-    public = {n for n in vars(atx) if not n.startswith("_")}
-    submodules = {"problems", "cli"}  # Importable helpers, not part of the optimizer API.
-    assert sorted(atx.__all__) == sorted(public - submodules)
+    # Submodules (problems, cli, compat) appear as attributes once imported; they are not names of the API.
+    public = {n for n, v in vars(atx).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert sorted(atx.__all__) == sorted(public)
     assert len(set(atx.__all__)) == len(atx.__all__)
     assert set(OPTIMIZERS + BLOCKS + ["bias_correction"]) <= set(atx.__all__)
 
@@ -95,3 +97,16 @@ def test_states_are_namedtuples():
         if name.endswith("State"):
             cls = getattr(atx, name)
             assert issubclass(cls, tuple) and hasattr(cls, "_fields"), name
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_compat_modules_export_the_six_with_docstrings(framework):
+    module = importlib.import_module(f"adaptive_tx.compat.{framework}")
+    assert sorted(module.__all__) == ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
+    for name in module.__all__:
+        doc = inspect.getdoc(getattr(module, name))
+        for section in (".. math::", "Args:", "Returns:", "References:"):
+            assert section in doc, f"{framework}.{name} lacks {section}"
+        args = doc.split("Args:")[1].split("Returns:")[0]
+        for param in inspect.signature(getattr(module, name)).parameters:
+            assert f"  {param}:" in args, f"{framework}.{name} does not document {param}"
