@@ -9,6 +9,7 @@ optimizer that barely moves (Keras's Adadelta) is still compared on what it did.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any
@@ -188,3 +189,31 @@ def build_factory(case: Case, **overrides: Any) -> Callable[[], optax.GradientTr
     if case.schedule is not None:
         kwargs["learning_rate"] = case.schedule.optax()
     return lambda: fn(**kwargs)
+
+
+def assert_matches(case: Case, factory: Callable[[], optax.GradientTransformation]) -> None:
+    """``factory``'s trajectory equals the framework's to ``PARITY_RTOL``."""
+    error = displacement_error(ours(factory), framework_trajectory(case))
+    assert error < PARITY_RTOL, f"{case.name}: max relative difference {error:.3g}"
+
+
+def assert_knob_matters(case: Case, knob: str) -> None:
+    """The builder with ``knob`` set wrong moves away from the framework by more than ``NEGATIVE_MIN``."""
+    wrong = case.negatives[knob]
+    error = displacement_error(ours(build_factory(case, **{knob: wrong})), framework_trajectory(case))
+    assert error > NEGATIVE_MIN, f"{case.name}: {knob}={wrong!r} differs by only {error:.3g}"
+
+
+def negative_controls(cases: list[Case]) -> list[Any]:
+    """pytest params (case, knob) for every negative control of ``cases``."""
+    return [pytest.param(c, k, id=f"{c}-{k}") for c in cases for k in c.negatives]
+
+
+def framework_parameters(cls: Any, skip: int) -> list[tuple[str, Any, Any]]:
+    """(name, kind, default) of ``cls.__init__``'s parameters, less the first ``skip`` and ``**kwargs``."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[skip:]
+    return [(p.name, p.kind, p.default) for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+
+
+def parameters(fn: Callable[..., Any]) -> list[tuple[str, Any, Any]]:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]

@@ -5,15 +5,15 @@ import pytest
 import adaptive_tx.compat.torch as tt
 from adaptive_tx.compat import _build
 from tests.parity import (
-    NEGATIVE_MIN,
-    PARITY_RTOL,
     Case,
     Schedule,
+    assert_knob_matters,
+    assert_matches,
     build_factory,
     compat_factory,
-    displacement_error,
-    framework_trajectory,
-    ours,
+    framework_parameters,
+    negative_controls,
+    parameters,
     require,
 )
 
@@ -212,23 +212,18 @@ cases = pytest.mark.parametrize("case", CASES, ids=str)
 
 @cases
 def test_compat_matches_torch(case):
-    error = displacement_error(ours(compat_factory(case)), framework_trajectory(case))
-    assert error < PARITY_RTOL, f"{case.name}: max relative difference {error:.3g}"
+    assert_matches(case, compat_factory(case))
 
 
 @cases
 def test_knob_settings_match_torch(case):
-    # The builder with every knob spelled out is the same optimizer: the negative controls below flip one.
-    error = displacement_error(ours(build_factory(case)), framework_trajectory(case))
-    assert error < PARITY_RTOL, f"{case.name}: max relative difference {error:.3g}"
+    # The builder with every knob spelled out is the same optimizer; the negative controls flip one knob.
+    assert_matches(case, build_factory(case))
 
 
-@pytest.mark.parametrize(
-    ("case", "knob"), [(c, k) for c in CASES for k in c.negatives], ids=[f"{c}-{k}" for c in CASES for k in c.negatives]
-)
+@pytest.mark.parametrize(("case", "knob"), negative_controls(CASES))
 def test_wrong_knob_differs_from_torch(case, knob):
-    error = displacement_error(ours(build_factory(case, **{knob: case.negatives[knob]})), framework_trajectory(case))
-    assert error > NEGATIVE_MIN, f"{case.name}: {knob}={case.negatives[knob]!r} differs by only {error:.3g}"
+    assert_knob_matters(case, knob)
 
 
 def test_nesterov_needs_momentum_and_no_dampening():
@@ -252,10 +247,5 @@ def test_execution_options_are_accepted_and_type_checked(option):
     ids=lambda x: getattr(x, "__name__", x),
 )
 def test_signature_is_torchs(ours_fn, theirs):
-    # PyTorch's argument names, order, kinds and defaults, less `params`.
-    import inspect
-
-    torch = require("torch")
-    expected = list(inspect.signature(getattr(torch.optim, theirs).__init__).parameters.values())[2:]
-    actual = list(inspect.signature(ours_fn).parameters.values())
-    assert [(p.name, p.kind, p.default) for p in actual] == [(p.name, p.kind, p.default) for p in expected]
+    # PyTorch's argument names, order, kinds and defaults, less `self` and `params`.
+    assert parameters(ours_fn) == framework_parameters(getattr(require("torch").optim, theirs), skip=2)
