@@ -61,13 +61,14 @@ def rms(mean_square: Array, eps: Array | float, eps_in_sqrt: bool = True) -> Arr
 
 
 def safe_divide(numerator: Array, denominator: Array) -> Array:
-    """``numerator / denominator``, and 0 where the denominator is 0.
+    """``numerator / denominator``, and 0 where the denominator is exactly 0.
 
     In every algorithm here the denominator is 0 only when all gradients so far were 0 and eps is 0; the
-    numerator is then 0 too, and the step is 0 rather than NaN.
+    numerator is then 0 too, and the step is 0 rather than NaN. A NaN denominator (from a NaN gradient)
+    stays NaN, so ``optax.apply_if_finite`` and the user see it.
     """
-    positive = denominator > 0
-    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0)
+    zero = denominator == 0
+    return jnp.where(zero, 0, numerator / jnp.where(zero, 1, denominator))
 
 
 def init_count() -> Array:

@@ -92,6 +92,7 @@ class Case:
       defaults: the optimizer's kwargs for the defaults test: a learning rate where it has no default.
       unusual: sets of hyperparameters far from the defaults that together change every term of the
         equation (eps 0.1, non-zero initial values, other decays, each flag).
+      without_eps: kwargs that set eps to 0 (with whatever else that needs); empty where there is no eps.
       parabola: optimizer kwargs for convergence on the parabola.
       rosenbrock: optimizer kwargs for convergence on Rosenbrock (10,000 steps).
     """
@@ -101,6 +102,7 @@ class Case:
     oracle: tuple[Callable[..., Any], Callable[..., Any]]
     defaults: Mapping[str, Any]
     unusual: tuple[Mapping[str, Any], ...]
+    without_eps: Mapping[str, Any]
     parabola: Mapping[str, Any]
     rosenbrock: Mapping[str, Any]
 
@@ -119,6 +121,7 @@ OPTIMIZERS = [
         name="adagrad",
         block=atx.scale_by_adagrad,
         oracle=(_adagrad_init, _adagrad_step),
+        without_eps={"eps": 0.0},
         defaults={"learning_rate": 0.1},
         unusual=({"learning_rate": 0.3, "eps": 0.1, "initial_accumulator": 0.5},),
         parabola={"learning_rate": 1.0},
@@ -128,6 +131,7 @@ OPTIMIZERS = [
         name="rmsprop",
         block=atx.scale_by_rms,
         oracle=(_rmsprop_init, _rmsprop_step),
+        without_eps={"eps": 0.0},
         defaults={"learning_rate": 0.1},
         unusual=({"learning_rate": 0.05, "decay": 0.5, "eps": 0.1, "initial_scale": 2.0},),
         parabola={"learning_rate": 0.01},
@@ -139,6 +143,7 @@ OPTIMIZERS = [
         name="adadelta",
         block=atx.scale_by_adadelta,
         oracle=(_adadelta_init, _adadelta_step),
+        without_eps={"eps": 0.0, "initial_delta": 1e-4},
         defaults={},
         unusual=(
             {"learning_rate": 0.7, "rho": 0.5, "eps": 0.1, "initial_scale": 0.3, "initial_delta": 0.2},
@@ -154,6 +159,7 @@ OPTIMIZERS = [
         name="momentum",
         block=atx.scale_by_momentum,
         oracle=(_momentum_init, _momentum_step),
+        without_eps={},
         defaults={"learning_rate": 0.1},
         unusual=(
             {"learning_rate": 0.2, "beta": 0.5, "dampening": 0.25, "nesterov": True},
@@ -168,6 +174,7 @@ OPTIMIZERS = [
         name="adam",
         block=atx.scale_by_adam,
         oracle=(_adam_init, _adam_step),
+        without_eps={"eps": 0.0},
         defaults={"learning_rate": 0.1},
         unusual=(
             {

@@ -314,3 +314,24 @@ def test_clip_by_global_norm_then_optimizer(case):
     actual, _ = run_steps(tx, nested_params(), _grad, 5)
     expected, _ = run_steps(plain, nested_params(), clipped, 5)
     chex.assert_trees_all_close(actual, expected, **REORDER)
+
+
+@cases
+@pytest.mark.parametrize("bad", [jnp.nan, jnp.inf], ids=["nan", "inf"])
+def test_non_finite_gradients_propagate(case, bad):
+    # So that optax.apply_if_finite (and the user) can see them: no silent zero step.
+    tx = case.optimizer(**case.defaults)
+    params = {"w": jnp.ones(3)}
+    state = tx.update({"w": jnp.ones(3)}, tx.init(params), params)[1]
+    updates, _ = jax.jit(tx.update)({"w": jnp.array([1.0, bad, 1.0])}, state, params)
+    u = np.asarray(updates["w"])
+    assert not np.isfinite(u[1])
+    assert np.all(np.isfinite(u[[0, 2]]))
+
+
+@cases
+def test_zero_gradient_with_zero_eps_gives_a_zero_step_not_nan(case):
+    tx = case.optimizer(**case.defaults, **case.without_eps)
+    params = jnp.zeros(3)
+    updates, _ = jax.jit(tx.update)(jnp.zeros(3), tx.init(params), params)
+    np.testing.assert_array_equal(updates, 0.0)
