@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import optax
@@ -18,13 +18,23 @@ class ScaleByAdadeltaState(NamedTuple):
 
 
 def scale_by_adadelta(
-    rho: float = 0.9, eps: float = 1e-6, initial_scale: float = 0.0, initial_delta: float = 0.0
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    initial_scale: float = 0.0,
+    initial_delta: float = 0.0,
+    *,
+    accumulator_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """Adadelta's step ``g'_t`` before the learning rate and sign; see :func:`adadelta`."""
+    """Adadelta's step ``g'_t`` before the learning rate and sign; see :func:`adadelta`.
+
+    Knob beyond the lecture: ``accumulator_dtype`` stores ``s_t`` and ``dw_t`` in that dtype (default: the
+    params').
+    """
     _moments.check_decay("rho", rho)
     _moments.check_non_negative("eps", eps)
     _moments.check_non_negative("initial_scale", initial_scale)
     _moments.check_non_negative("initial_delta", initial_delta)
+    _moments.check_dtype("accumulator_dtype", accumulator_dtype)
     if _moments.all_numbers((eps, initial_delta)) and eps == 0 and initial_delta == 0:
         raise ValueError(
             "eps and initial_delta cannot both be 0: the step sqrt(dw + eps) / sqrt(s + eps) * g would stay 0 "
@@ -39,7 +49,13 @@ def scale_by_adadelta(
         dw = _moments.leaky_average(dw, delta * delta, rho_)
         return delta, s, dw
 
-    return _moments.leafwise_transformation(ScaleByAdadeltaState, step, s=initial_scale, dw=initial_delta)
+    return _moments.leafwise_transformation(
+        ScaleByAdadeltaState,
+        step,
+        dtypes={"s": accumulator_dtype, "dw": accumulator_dtype},
+        s=initial_scale,
+        dw=initial_delta,
+    )
 
 
 def adadelta(

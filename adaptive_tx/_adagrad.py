@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import optax
 
@@ -16,22 +16,26 @@ class ScaleByAdagradState(NamedTuple):
 
 
 def scale_by_adagrad(
-    eps: float = 1e-8, initial_accumulator: float = 0.0, *, eps_in_sqrt: bool = True
+    eps: float = 1e-8, initial_accumulator: float = 0.0, *, eps_in_sqrt: bool = True, accumulator_dtype: Any = None
 ) -> optax.GradientTransformationExtraArgs:
     """AdaGrad's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`adagrad`.
 
-    Knob beyond the lecture: ``eps_in_sqrt=False`` divides by ``sqrt(s_t) + eps`` (PyTorch, Duchi et al.).
+    Knobs beyond the lecture: ``eps_in_sqrt=False`` divides by ``sqrt(s_t) + eps`` (PyTorch, Duchi et al.);
+    ``accumulator_dtype`` stores ``s_t`` in that dtype (default: the params').
     """
     _moments.check_non_negative("eps", eps)
     _moments.check_non_negative("initial_accumulator", initial_accumulator)
     _moments.check_bool("eps_in_sqrt", eps_in_sqrt)
+    _moments.check_dtype("accumulator_dtype", accumulator_dtype)
 
     def step(dtype, g, s):
         (eps_,) = _moments.cast(dtype, eps)
         s = _moments.running_sum(s, g * g)
         return _moments.safe_divide(g, _moments.rms(s, eps_, eps_in_sqrt)), s
 
-    return _moments.leafwise_transformation(ScaleByAdagradState, step, s=initial_accumulator)
+    return _moments.leafwise_transformation(
+        ScaleByAdagradState, step, dtypes={"s": accumulator_dtype}, s=initial_accumulator
+    )
 
 
 def adagrad(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +41,8 @@ def scale_by_adam(
     *,
     eps_hat: bool = False,
     amsgrad: str | None = None,
+    mu_dtype: Any = None,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Adam's direction ``v^_t / (sqrt(s^_t + eps_root) + eps)``, without learning rate or sign; see :func:`adam`.
 
@@ -53,6 +55,8 @@ def scale_by_adam(
       step (Reddi et al. 2018 as PyTorch and Keras compute it); ``amsgrad="corrected"`` by the running
       maximum of the corrected ``s^_t`` (Optax's ``amsgrad``). Either way the state is
       :class:`ScaleByAmsgradState`.
+    - ``mu_dtype`` and ``nu_dtype`` store the first moment ``v_t`` and the second moments (``s_t`` and its
+      maximum) in those dtypes (default: the params'), e.g. float32 moments for bfloat16 params.
     """
     _moments.check_decay("b1", b1)
     _moments.check_decay("b2", b2)
@@ -61,6 +65,9 @@ def scale_by_adam(
     _moments.check_finite("initial_mu", initial_mu)
     _moments.check_non_negative("initial_nu", initial_nu)
     _moments.check_bool("eps_hat", eps_hat)
+    _moments.check_dtype("mu_dtype", mu_dtype)
+    _moments.check_dtype("nu_dtype", nu_dtype)
+    dtypes = {"v": mu_dtype, "s": nu_dtype, "s_max": nu_dtype}
     if amsgrad not in AMSGRAD_MODES:
         raise ValueError(f"amsgrad must be one of {AMSGRAD_MODES}, got {amsgrad!r}.")
 
@@ -94,9 +101,11 @@ def scale_by_adam(
         return direction(dtype, v / correction1, s_hat, eps_), v, s, s_max
 
     if amsgrad is None:
-        return _moments.leafwise_transformation(ScaleByAdamState, step, counted=True, v=initial_mu, s=initial_nu)
+        return _moments.leafwise_transformation(
+            ScaleByAdamState, step, counted=True, dtypes=dtypes, v=initial_mu, s=initial_nu
+        )
     return _moments.leafwise_transformation(
-        ScaleByAmsgradState, amsgrad_step, counted=True, v=initial_mu, s=initial_nu, s_max=initial_nu
+        ScaleByAmsgradState, amsgrad_step, counted=True, dtypes=dtypes, v=initial_mu, s=initial_nu, s_max=initial_nu
     )
 
 

@@ -81,13 +81,13 @@ def next_count(count: Array) -> Array:
     return optax.safe_increment(count)
 
 
-def full_like_params(params: ArrayTree, value: Any) -> ArrayTree:
-    """A state tree shaped like ``params`` filled with ``value``, in each leaf's dtype.
+def full_like_params(params: ArrayTree, value: Any, dtype: Any = None) -> ArrayTree:
+    """A state tree shaped like ``params`` filled with ``value``, in ``dtype`` or else each leaf's dtype.
 
     Goes through ``jax.tree.map`` over ``params`` and reads only ``shape`` and ``dtype``, so it works on
     ``jax.ShapeDtypeStruct``, under ``jax.jit`` and with ``optax.tree_utils.tree_map_params``.
     """
-    return jax.tree.map(lambda p: jnp.full(p.shape, value, p.dtype), params)
+    return jax.tree.map(lambda p: jnp.full(p.shape, value, p.dtype if dtype is None else dtype), params)
 
 
 # --------------------------------------------------------------------------- lifting a per-array step to trees
@@ -115,6 +115,7 @@ def map_leaves(
     to cast hyperparameters with. The direction comes back in the gradient's dtype and each new state
     leaf in the dtype of the old one, so state dtypes never drift. Returns ``(directions, *new_states)``.
     """
+    check_gradients(updates, *states)
     leaves, treedef_ = jax.tree.flatten(updates)
     treedef: Any = treedef_  # jaxlib's PyTreeDef stubs lack flatten_up_to.
     state_leaves = [treedef.flatten_up_to(s) for s in states]
@@ -132,6 +133,7 @@ def leafwise_transformation(
     step: Callable[..., tuple[Array, ...]],
     *,
     counted: bool = False,
+    dtypes: dict[str, Any] | None = None,
     **initial_values: Any,
 ) -> optax.GradientTransformationExtraArgs:
     """The block of an algorithm whose state is parameter-shaped accumulators (and a step counter).
@@ -140,10 +142,12 @@ def leafwise_transformation(
     a params-shaped array of that value, preceded by ``count`` (t, int32, saturating) if ``counted``.
     ``update`` applies ``step(dtype, g, *fields) -> (direction, *new_fields)``, fields in the NamedTuple's
     order, leaf by leaf through :func:`map_leaves`; a counted step also receives ``count=t`` (t >= 1).
+    ``dtypes`` maps fields to their dtype; a field not named there (or named with None) takes the params'.
     """
+    dtypes = dtypes or {}
 
     def init_fn(params):
-        fields = {name: full_like_params(params, value) for name, value in initial_values.items()}
+        fields = {name: full_like_params(params, value, dtypes.get(name)) for name, value in initial_values.items()}
         return state_type(count=init_count(), **fields) if counted else state_type(**fields)
 
     def update_fn(updates, state, params=None, **extra_args):
@@ -156,6 +160,60 @@ def leafwise_transformation(
         return directions, state_type(count, *fields)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def check_gradients(updates: ArrayTree, *states: ArrayTree) -> None:
+    """Gradients must be real floating point and shaped like the state's accumulators; say which leaf isn't.
+
+    Runs while tracing (shapes and dtypes only), so it costs nothing per step.
+    """
+    for path, g in jax.tree_util.tree_flatten_with_path(updates)[0]:
+        if not jnp.issubdtype(jnp.result_type(g), jnp.floating):
+            raise TypeError(
+                f"gradient leaf {_path(path)} has dtype {jnp.result_type(g)}; the optimizers need real "
+                "floating-point gradients (float16, bfloat16, float32 or float64)."
+            )
+    structure: Any = jax.tree.structure(updates)  # jaxlib's PyTreeDef stubs lack __eq__.
+    for state in states:
+        if structure == jax.tree.structure(state):
+            continue
+        expected = {_path(p): x for p, x in jax.tree_util.tree_flatten_with_path(state)[0]}
+        given = {_path(p): x for p, x in jax.tree_util.tree_flatten_with_path(updates)[0]}
+        missing = [p for p in expected if p not in given]
+        extra = [p for p in given if p not in expected]
+        problem = (
+            (f"the leaf {missing[0]} is missing" if missing else f"the leaf {extra[0]} is not in the state")
+            if missing or extra
+            else "their tree structures differ"
+        )
+        raise ValueError(
+            f"the gradients do not match the optimizer state: {problem}. Expected a tree like the params given "
+            f"to init ({len(expected)} leaves: {', '.join(list(expected)[:5])}{', ...' if len(expected) > 5 else ''}),"
+            f" got {len(given)} leaves ({jax.tree.structure(updates)})."
+        )
+    for state in states:
+        for (path, g), s in zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(state), strict=True):
+            if jnp.shape(g) != jnp.shape(s):
+                raise ValueError(
+                    f"gradient leaf {_path(path)} has shape {jnp.shape(g)}, but the optimizer state was built "
+                    f"for shape {jnp.shape(s)}."
+                )
+
+
+def _path(path: Any) -> str:
+    return jax.tree_util.keystr(path) or "(the root)"
+
+
+def check_dtype(name: str, dtype: Any) -> None:
+    """A state dtype must be None (the params' dtype) or a floating-point dtype."""
+    if dtype is None:
+        return
+    try:
+        ok = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise TypeError(f"{name} must be None or a floating-point dtype, got {dtype!r}.")
 
 
 def cast(dtype: Any, *hyperparameters: Array | float) -> tuple[Array, ...]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,17 +24,20 @@ def scale_by_momentum(
     nesterov: bool = False,
     *,
     first_step_undampened: bool = False,
+    accumulator_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Momentum's velocity ``v_t`` (or its Nesterov look-ahead), without learning rate or sign; see :func:`momentum`.
 
     Knob beyond the lecture: ``first_step_undampened=True`` starts the velocity at ``v_1 = g_1`` whatever
-    the dampening, as PyTorch's SGD does (its buffer is created as a copy of the first gradient).
+    the dampening, as PyTorch's SGD does (its buffer is created as a copy of the first gradient);
+    ``accumulator_dtype`` stores ``v_t`` in that dtype (default: the params').
     """
     _moments.check_decay("beta", beta)
     if dampening is not None:
         _moments.check_decay("dampening", dampening)
     _moments.check_bool("nesterov", nesterov)
     _moments.check_bool("first_step_undampened", first_step_undampened)
+    _moments.check_dtype("accumulator_dtype", accumulator_dtype)
 
     def step(dtype, g, v, *, count):
         beta_, dampening_ = _moments.cast(dtype, beta, beta if dampening is None else dampening)
@@ -45,7 +48,9 @@ def scale_by_momentum(
             return _moments.leaky_average(v, g, beta_, dampening_), v
         return v, v
 
-    return _moments.leafwise_transformation(ScaleByMomentumState, step, counted=True, v=0.0)
+    return _moments.leafwise_transformation(
+        ScaleByMomentumState, step, counted=True, dtypes={"v": accumulator_dtype}, v=0.0
+    )
 
 
 def momentum(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import optax
@@ -30,18 +30,22 @@ def scale_by_rms(
     *,
     eps_in_sqrt: bool = True,
     centered: bool = False,
+    accumulator_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     """RMSprop's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`rmsprop`.
 
     Knobs beyond the lecture: ``eps_in_sqrt=False`` divides by ``sqrt(s_t) + eps`` (PyTorch);
     ``centered=True`` subtracts the squared leaky average of gradients, ``sqrt(s_t - g_bar_t^2 + eps)``
-    (Graves 2013; clamped at 0 against rounding), with state :class:`ScaleByCenteredRmsState`.
+    (Graves 2013; clamped at 0 against rounding), with state :class:`ScaleByCenteredRmsState`;
+    ``accumulator_dtype`` stores the averages in that dtype (default: the params').
     """
     _moments.check_decay("decay", decay)
     _moments.check_non_negative("eps", eps)
     _moments.check_non_negative("initial_scale", initial_scale)
     _moments.check_bool("eps_in_sqrt", eps_in_sqrt)
     _moments.check_bool("centered", centered)
+    _moments.check_dtype("accumulator_dtype", accumulator_dtype)
+    dtypes = {"s": accumulator_dtype, "g_bar": accumulator_dtype}
 
     def step(dtype, g, s):
         decay_, eps_ = _moments.cast(dtype, decay, eps)
@@ -56,8 +60,10 @@ def scale_by_rms(
         return _moments.safe_divide(g, _moments.rms(variance, eps_, eps_in_sqrt)), s, g_bar
 
     if centered:
-        return _moments.leafwise_transformation(ScaleByCenteredRmsState, centered_step, s=initial_scale, g_bar=0.0)
-    return _moments.leafwise_transformation(ScaleByRmsState, step, s=initial_scale)
+        return _moments.leafwise_transformation(
+            ScaleByCenteredRmsState, centered_step, dtypes=dtypes, s=initial_scale, g_bar=0.0
+        )
+    return _moments.leafwise_transformation(ScaleByRmsState, step, dtypes=dtypes, s=initial_scale)
 
 
 def rmsprop(

@@ -54,11 +54,11 @@ def test_signature_matches_design(name):
 
 # Knobs beyond the lecture (issue 3), keyword-only on the blocks, with defaults that keep the lecture's form.
 KNOBS = {
-    "scale_by_adagrad": {"eps_in_sqrt": True},
-    "scale_by_rms": {"eps_in_sqrt": True, "centered": False},
-    "scale_by_adadelta": {},
-    "scale_by_momentum": {"first_step_undampened": False},
-    "scale_by_adam": {"eps_hat": False, "amsgrad": None},
+    "scale_by_adagrad": {"eps_in_sqrt": True, "accumulator_dtype": None},
+    "scale_by_rms": {"eps_in_sqrt": True, "centered": False, "accumulator_dtype": None},
+    "scale_by_adadelta": {"accumulator_dtype": None},
+    "scale_by_momentum": {"first_step_undampened": False, "accumulator_dtype": None},
+    "scale_by_adam": {"eps_hat": False, "amsgrad": None, "mu_dtype": None, "nu_dtype": None},
 }
 
 
