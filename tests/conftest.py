@@ -24,3 +24,7 @@ def pytest_sessionfinish(session, exitstatus):
     if os.environ.get("CI", "").lower() in ("1", "true", "yes") and _skipped and exitstatus == 0:
         print(f"\nCI: {len(_skipped)} test(s) skipped, which CI does not allow:\n  " + "\n  ".join(_skipped))
         session.exitstatus = 1
+
+
+# A script that tests/test_checkpoint.py runs in fresh processes; importing it needs orbax.
+collect_ignore = ["checkpoint_worker.py"]

@@ -92,6 +92,7 @@ class Case:
       defaults: the optimizer's kwargs for the defaults test: a learning rate where it has no default.
       unusual: sets of hyperparameters far from the defaults that together change every term of the
         equation (eps 0.1, non-zero initial values, other decays, each flag).
+      ranges: (low, high) of each hyperparameter but the learning rate, for property-based tests.
       without_eps: kwargs that set eps to 0 (with whatever else that needs); empty where there is no eps.
       parabola: optimizer kwargs for convergence on the parabola.
       rosenbrock: optimizer kwargs for convergence on Rosenbrock (10,000 steps).
@@ -102,6 +103,7 @@ class Case:
     oracle: tuple[Callable[..., Any], Callable[..., Any]]
     defaults: Mapping[str, Any]
     unusual: tuple[Mapping[str, Any], ...]
+    ranges: Mapping[str, tuple[float, float]]
     without_eps: Mapping[str, Any]
     parabola: Mapping[str, Any]
     rosenbrock: Mapping[str, Any]
@@ -121,6 +123,7 @@ OPTIMIZERS = [
         name="adagrad",
         block=atx.scale_by_adagrad,
         oracle=(_adagrad_init, _adagrad_step),
+        ranges={"eps": (1e-8, 1.0), "initial_accumulator": (0.0, 2.0)},
         without_eps={"eps": 0.0},
         defaults={"learning_rate": 0.1},
         unusual=({"learning_rate": 0.3, "eps": 0.1, "initial_accumulator": 0.5},),
@@ -131,6 +134,7 @@ OPTIMIZERS = [
         name="rmsprop",
         block=atx.scale_by_rms,
         oracle=(_rmsprop_init, _rmsprop_step),
+        ranges={"decay": (0.0, 0.999), "eps": (1e-8, 1.0), "initial_scale": (0.0, 2.0)},
         without_eps={"eps": 0.0},
         defaults={"learning_rate": 0.1},
         unusual=({"learning_rate": 0.05, "decay": 0.5, "eps": 0.1, "initial_scale": 2.0},),
@@ -143,6 +147,7 @@ OPTIMIZERS = [
         name="adadelta",
         block=atx.scale_by_adadelta,
         oracle=(_adadelta_init, _adadelta_step),
+        ranges={"rho": (0.0, 0.999), "eps": (1e-8, 1.0), "initial_scale": (0.0, 2.0), "initial_delta": (0.0, 1.0)},
         without_eps={"eps": 0.0, "initial_delta": 1e-4},
         defaults={},
         unusual=(
@@ -159,6 +164,7 @@ OPTIMIZERS = [
         name="momentum",
         block=atx.scale_by_momentum,
         oracle=(_momentum_init, _momentum_step),
+        ranges={"beta": (0.0, 0.999), "dampening": (0.0, 0.999)},
         without_eps={},
         defaults={"learning_rate": 0.1},
         unusual=(
@@ -174,6 +180,14 @@ OPTIMIZERS = [
         name="adam",
         block=atx.scale_by_adam,
         oracle=(_adam_init, _adam_step),
+        ranges={
+            "b1": (0.0, 0.999),
+            "b2": (0.0, 0.999),
+            "eps": (1e-8, 1.0),
+            "eps_root": (0.0, 1.0),
+            "initial_mu": (-1.0, 1.0),
+            "initial_nu": (0.0, 2.0),
+        },
         without_eps={"eps": 0.0},
         defaults={"learning_rate": 0.1},
         unusual=(
