@@ -267,10 +267,10 @@ def check_finite(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be finite, got {value!r}.")
 
 
-def check_learning_rate(value: Any) -> None:
+def check_learning_rate(value: Any, name: str = "learning_rate") -> None:
     """A constant learning rate must be finite and >= 0 (the optimizers already descend); schedules pass."""
     if not callable(value):
-        check_non_negative("learning_rate", value)
+        check_non_negative(name, value)
 
 
 def descend(block: optax.GradientTransformation, learning_rate: Any) -> optax.GradientTransformationExtraArgs:

@@ -31,6 +31,25 @@ from adaptive_tx._momentum import scale_by_momentum
 from adaptive_tx._rmsprop import scale_by_rms
 
 
+def check_args(
+    *,
+    rate: tuple[str, Any] | None = None,
+    decays: dict[str, Any] | None = None,
+    non_negative: dict[str, Any] | None = None,
+    flags: dict[str, Any] | None = None,
+) -> None:
+    """Check a framework's arguments under the framework's own names, before the builders see them."""
+    if rate is not None:
+        _moments.check_learning_rate(rate[1], rate[0])
+    for name, value in (decays or {}).items():
+        _moments.check_decay(name, value)
+    for name, value in (non_negative or {}).items():
+        if value is not None:
+            _moments.check_non_negative(name, value)
+    for name, value in (flags or {}).items():
+        _moments.check_bool(name, value)
+
+
 def _is_zero(value: Any) -> bool:
     """True for a Python number equal to 0: the frameworks skip such terms, and so do we."""
     return isinstance(value, numbers.Real) and value == 0

@@ -23,7 +23,6 @@ from typing import Any
 
 import optax
 
-from adaptive_tx import _moments
 from adaptive_tx.compat import _build
 
 __all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
@@ -55,6 +54,11 @@ def _options(
 ) -> dict[str, Any]:
     """Keras's base-optimizer arguments as keyword arguments of the builders; unsupported ones raise."""
     del ema_momentum, name  # Meaningless without use_ema; a name has no role in a transformation.
+    _build.check_args(
+        non_negative=dict(
+            weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm
+        ),
+    )
     unsupported = {
         "use_ema": (use_ema, False, "keep an EMA of the parameters with optax.incremental_update"),
         "ema_overwrite_frequency": (ema_overwrite_frequency, None, "see use_ema"),
@@ -107,6 +111,10 @@ def adagrad(
     References:
       https://keras.io/api/optimizers/adagrad/
     """
+    _build.check_args(
+        rate=("learning_rate", learning_rate),
+        non_negative=dict(initial_accumulator_value=initial_accumulator_value, epsilon=epsilon),
+    )
     options = _options(**_locals_but(locals(), "learning_rate", "initial_accumulator_value", "epsilon"))
     return _build.adagrad(
         learning_rate, eps=epsilon, initial_accumulator=initial_accumulator_value, eps_in_sqrt=True, **options
@@ -152,6 +160,12 @@ def rmsprop(
     References:
       https://keras.io/api/optimizers/rmsprop/
     """
+    _build.check_args(
+        rate=("learning_rate", learning_rate),
+        decays=dict(rho=rho, momentum=momentum),
+        non_negative=dict(epsilon=epsilon),
+        flags=dict(centered=centered),
+    )
     options = _options(**_locals_but(locals(), "learning_rate", "rho", "momentum", "epsilon", "centered"))
     return _build.rmsprop(
         learning_rate,
@@ -200,6 +214,7 @@ def adadelta(
     References:
       https://keras.io/api/optimizers/adadelta/
     """
+    _build.check_args(rate=("learning_rate", learning_rate), decays=dict(rho=rho), non_negative=dict(epsilon=epsilon))
     options = _options(**_locals_but(locals(), "learning_rate", "rho", "epsilon"))
     return _build.adadelta(learning_rate, rho=rho, eps=epsilon, **options)
 
@@ -237,7 +252,9 @@ def sgd(
     References:
       https://keras.io/api/optimizers/sgd/
     """
-    _moments.check_bool("nesterov", nesterov)
+    _build.check_args(
+        rate=("learning_rate", learning_rate), decays=dict(momentum=momentum), flags=dict(nesterov=nesterov)
+    )
     options = _options(**_locals_but(locals(), "learning_rate", "momentum", "nesterov"))
     return _build.sgd(
         learning_rate,
@@ -292,7 +309,12 @@ def adam(
     References:
       https://keras.io/api/optimizers/adam/
     """
-    _moments.check_bool("amsgrad", amsgrad)
+    _build.check_args(
+        rate=("learning_rate", learning_rate),
+        decays=dict(beta_1=beta_1, beta_2=beta_2),
+        non_negative=dict(epsilon=epsilon),
+        flags=dict(amsgrad=amsgrad),
+    )
     options = _options(**_locals_but(locals(), "learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad"))
     return _build.adam(
         learning_rate,

@@ -22,7 +22,6 @@ from typing import Any
 
 import optax
 
-from adaptive_tx import _moments
 from adaptive_tx.compat import _build
 
 __all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
@@ -77,6 +76,13 @@ def adagrad(
       https://docs.pytorch.org/docs/stable/generated/torch.optim.Adagrad.html
     """
     _execution_options(foreach=foreach, differentiable=differentiable, fused=fused)
+    _build.check_args(
+        rate=("lr", lr),
+        non_negative=dict(
+            lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value, eps=eps
+        ),
+        flags=dict(maximize=maximize),
+    )
     return _build.adagrad(
         lr,
         eps=eps,
@@ -128,6 +134,12 @@ def rmsprop(
       https://docs.pytorch.org/docs/stable/generated/torch.optim.RMSprop.html
     """
     _execution_options(capturable=capturable, foreach=foreach, differentiable=differentiable)
+    _build.check_args(
+        rate=("lr", lr),
+        decays=dict(alpha=alpha, momentum=momentum),
+        non_negative=dict(eps=eps, weight_decay=weight_decay),
+        flags=dict(centered=centered, maximize=maximize),
+    )
     return _build.rmsprop(
         lr,
         decay=alpha,
@@ -176,6 +188,12 @@ def adadelta(
       https://docs.pytorch.org/docs/stable/generated/torch.optim.Adadelta.html
     """
     _execution_options(foreach=foreach, capturable=capturable, differentiable=differentiable)
+    _build.check_args(
+        rate=("lr", lr),
+        decays=dict(rho=rho),
+        non_negative=dict(eps=eps, weight_decay=weight_decay),
+        flags=dict(maximize=maximize),
+    )
     return _build.adadelta(lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
 
 
@@ -218,6 +236,12 @@ def sgd(
       https://docs.pytorch.org/docs/stable/generated/torch.optim.SGD.html
     """
     _execution_options(foreach=foreach, differentiable=differentiable, fused=fused)
+    _build.check_args(
+        rate=("lr", lr),
+        decays=dict(momentum=momentum, dampening=dampening),
+        non_negative=dict(weight_decay=weight_decay),
+        flags=dict(nesterov=nesterov, maximize=maximize),
+    )
     if nesterov and (momentum <= 0 or dampening != 0):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     return _build.sgd(
@@ -275,8 +299,13 @@ def adam(
       https://docs.pytorch.org/docs/stable/generated/torch.optim.Adam.html
     """
     _execution_options(foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused)
-    _moments.check_bool("amsgrad", amsgrad)
     b1, b2 = _betas(betas)
+    _build.check_args(
+        rate=("lr", lr),
+        decays={"betas[0]": b1, "betas[1]": b2},
+        non_negative=dict(eps=eps, weight_decay=weight_decay),
+        flags=dict(amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay),
+    )
     return _build.adam(
         lr,
         b1=b1,
