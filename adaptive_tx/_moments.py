@@ -204,18 +204,6 @@ def _path(path: Any) -> str:
     return jax.tree_util.keystr(path) or "(the root)"
 
 
-def check_dtype(name: str, dtype: Any) -> None:
-    """A state dtype must be None (the params' dtype) or a floating-point dtype."""
-    if dtype is None:
-        return
-    try:
-        ok = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise TypeError(f"{name} must be None or a floating-point dtype, got {dtype!r}.")
-
-
 def cast(dtype: Any, *hyperparameters: Array | float) -> tuple[Array, ...]:
     """Hyperparameters (Python numbers or traced arrays) as arrays of ``dtype``."""
     return tuple(jnp.asarray(h, dtype) for h in hyperparameters)
@@ -247,6 +235,18 @@ def check_bool(name: str, value: Any) -> None:
     """Flags must be Python bools: they choose the computation, so they cannot be traced."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {value!r}.")
+
+
+def check_dtype(name: str, dtype: Any) -> None:
+    """A state dtype must be None (the params' dtype) or a floating-point dtype."""
+    if dtype is None:
+        return
+    try:
+        ok = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise TypeError(f"{name} must be None or a floating-point dtype, got {dtype!r}.")
 
 
 def check_decay(name: str, value: Any) -> None:

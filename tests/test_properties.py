@@ -54,7 +54,9 @@ def _types(tree):
 
 @pytest.mark.parametrize("case", OPTIMIZERS, ids=str)
 def test_random_trees_dtypes_and_hyperparameters(case):
-    @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=30, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(problems(case))
     def check(problem):
         kwargs, params, grads = problem
