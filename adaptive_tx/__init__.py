@@ -15,6 +15,8 @@ from adaptive_tx._bias_correction import bias_correction as bias_correction
 from adaptive_tx._momentum import ScaleByMomentumState as ScaleByMomentumState
 from adaptive_tx._momentum import momentum as momentum
 from adaptive_tx._momentum import scale_by_momentum as scale_by_momentum
+from adaptive_tx._nadam import ScaleByNadamState as ScaleByNadamState
+from adaptive_tx._nadam import scale_by_nadam as scale_by_nadam
 from adaptive_tx._rmsprop import ScaleByCenteredRmsState as ScaleByCenteredRmsState
 from adaptive_tx._rmsprop import ScaleByRmsState as ScaleByRmsState
 from adaptive_tx._rmsprop import rmsprop as rmsprop
@@ -30,6 +32,7 @@ __all__ = (
     "ScaleByAmsgradState",
     "ScaleByCenteredRmsState",
     "ScaleByMomentumState",
+    "ScaleByNadamState",
     "ScaleByRmsState",
     "adadelta",
     "adagrad",
@@ -41,5 +44,6 @@ __all__ = (
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_momentum",
+    "scale_by_nadam",
     "scale_by_rms",
 )

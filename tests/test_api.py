@@ -72,7 +72,7 @@ def test_block_takes_the_optimizers_hyperparameters_with_the_same_defaults(optim
     assert knobs == KNOBS[block]
 
 
-@pytest.mark.parametrize("name", [*OPTIMIZERS, "bias_correction"])
+@pytest.mark.parametrize("name", [*OPTIMIZERS, "bias_correction", "scale_by_nadam"])
 def test_optimizer_docstring_has_equation_args_example_and_references(name):
     doc = inspect.getdoc(getattr(atx, name))
     assert ".. math::" in doc
@@ -102,7 +102,7 @@ def test_states_are_namedtuples():
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_compat_modules_export_the_six_with_docstrings(framework):
     module = importlib.import_module(f"adaptive_tx.compat.{framework}")
-    assert sorted(module.__all__) == ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
+    assert sorted(module.__all__) == ["adadelta", "adagrad", "adam", "adamw", "nadam", "rmsprop", "sgd"]
     for name in module.__all__:
         doc = inspect.getdoc(getattr(module, name))
         for section in (".. math::", "Args:", "Returns:", "References:"):

@@ -93,6 +93,7 @@ BLOCK_DTYPES = [
     (atx.scale_by_adadelta, {"accumulator_dtype": jnp.float32}, {"s": jnp.float32, "dw": jnp.float32}),
     (atx.scale_by_momentum, {"accumulator_dtype": jnp.float32}, {"v": jnp.float32}),
     (atx.scale_by_adam, {"mu_dtype": jnp.float32}, {"v": jnp.float32, "s": jnp.bfloat16}),
+    (atx.scale_by_nadam, {"nu_dtype": jnp.float32}, {"v": jnp.bfloat16, "s": jnp.float32}),
     (
         atx.scale_by_adam,
         {"nu_dtype": jnp.float32, "amsgrad": "raw"},

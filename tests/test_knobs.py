@@ -22,6 +22,7 @@ VARIANTS = {
     "adam-eps-hat": (atx.scale_by_adam, dict(eps=0.1, eps_hat=True)),
     "adam-amsgrad-raw": (atx.scale_by_adam, dict(b2=0.9, amsgrad="raw")),
     "adam-amsgrad-corrected": (atx.scale_by_adam, dict(b2=0.9, amsgrad="corrected")),
+    "nadam": (atx.scale_by_nadam, dict(b2=0.9, eps=0.1, momentum_decay=0.1)),
 }
 variants = pytest.mark.parametrize(("block", "kwargs"), list(VARIANTS.values()), ids=list(VARIANTS))
 

@@ -44,6 +44,13 @@ PAIRS = [
         lambda: optax.rmsprop(0.01, decay=0.8, eps=0.1, centered=True),
     ),
     (
+        "nadam-psi-inf",
+        lambda: optax.chain(
+            atx.scale_by_nadam(b1=0.8, b2=0.9, eps=0.1, momentum_decay=float("inf")), optax.scale(-0.05)
+        ),
+        lambda: optax.nadam(0.05, b1=0.8, b2=0.9, eps=0.1),
+    ),
+    (
         "amsgrad-corrected",
         lambda: optax.chain(atx.scale_by_adam(b1=0.8, b2=0.9, eps=0.1, amsgrad="corrected"), optax.scale(-0.05)),
         lambda: optax.amsgrad(0.05, b1=0.8, b2=0.9, eps=0.1),

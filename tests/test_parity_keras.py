@@ -234,6 +234,25 @@ CASES = [
         {"global_clipnorm": None},
     ),
     Case(
+        "nadam-defaults",
+        kt.nadam,
+        "Nadam",
+        {},
+        (_build.nadam, dict(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-7, momentum_decay=1.0, **DECOUPLED)),
+        {"momentum_decay": 4e-3},  # PyTorch's.
+    ),
+    Case(
+        "nadam-knobs",
+        kt.nadam,
+        "Nadam",
+        dict(learning_rate=0.05, beta_1=0.8, beta_2=0.9, epsilon=0.1, weight_decay=0.1),
+        (
+            _build.nadam,
+            dict(learning_rate=0.05, b1=0.8, b2=0.9, eps=0.1, momentum_decay=1.0, weight_decay=0.1, **DECOUPLED),
+        ),
+        {"momentum_decay": float("inf"), "decoupled": False},
+    ),
+    Case(
         "adamw-defaults",
         kt.adamw,
         "AdamW",
@@ -316,7 +335,7 @@ def test_clipnorm_and_global_clipnorm_exclude_each_other():
 @pytest.mark.parametrize(
     ("ours_fn", "theirs"),
     [(kt.adagrad, "Adagrad"), (kt.rmsprop, "RMSprop"), (kt.adadelta, "Adadelta"), (kt.sgd, "SGD")]
-    + [(kt.adam, "Adam"), (kt.adamw, "AdamW")],
+    + [(kt.adam, "Adam"), (kt.adamw, "AdamW"), (kt.nadam, "Nadam")],
     ids=lambda x: getattr(x, "__name__", x),
 )
 def test_signature_is_keras(ours_fn, theirs):

@@ -166,6 +166,33 @@ CASES = [
         {"maximize": False},
     ),
     Case(
+        "nadam-defaults",
+        tt.nadam,
+        "NAdam",
+        {},
+        (_build.nadam, dict(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, momentum_decay=4e-3)),
+        {"momentum_decay": float("inf")},  # Optax's nadam.
+    ),
+    Case(
+        "nadam-knobs",
+        tt.nadam,
+        "NAdam",
+        dict(lr=0.05, betas=(0.8, 0.9), eps=0.1, weight_decay=0.1, momentum_decay=0.1),
+        (_build.nadam, dict(learning_rate=0.05, b1=0.8, b2=0.9, eps=0.1, momentum_decay=0.1, weight_decay=0.1)),
+        {"momentum_decay": 1.0, "decoupled": True},
+    ),
+    Case(
+        "nadam-decoupled",
+        tt.nadam,
+        "NAdam",
+        dict(lr=0.05, weight_decay=0.3, decoupled_weight_decay=True),
+        (
+            _build.nadam,
+            dict(learning_rate=0.05, b1=0.9, b2=0.999, eps=1e-8, momentum_decay=4e-3, weight_decay=0.3, decoupled=True),
+        ),
+        {"decoupled": False},
+    ),
+    Case(
         "adamw-defaults",
         tt.adamw,
         "AdamW",
@@ -243,7 +270,7 @@ def test_execution_options_are_accepted_and_type_checked(option):
 @pytest.mark.parametrize(
     ("ours_fn", "theirs"),
     [(tt.adagrad, "Adagrad"), (tt.rmsprop, "RMSprop"), (tt.adadelta, "Adadelta"), (tt.sgd, "SGD")]
-    + [(tt.adam, "Adam"), (tt.adamw, "AdamW")],
+    + [(tt.adam, "Adam"), (tt.adamw, "AdamW"), (tt.nadam, "NAdam")],
     ids=lambda x: getattr(x, "__name__", x),
 )
 def test_signature_is_torchs(ours_fn, theirs):

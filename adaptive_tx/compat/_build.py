@@ -28,6 +28,7 @@ from adaptive_tx._adadelta import scale_by_adadelta
 from adaptive_tx._adagrad import scale_by_adagrad
 from adaptive_tx._adam import scale_by_adam
 from adaptive_tx._momentum import scale_by_momentum
+from adaptive_tx._nadam import scale_by_nadam
 from adaptive_tx._rmsprop import scale_by_rms
 
 
@@ -239,3 +240,16 @@ def adam(
     """Adam with the paper's eps or its epsilon-hat, AMSGrad on the raw or corrected second moment."""
     block = scale_by_adam(b1=b1, b2=b2, eps=eps, eps_hat=eps_hat, amsgrad=amsgrad)
     return _compose(block, learning_rate, **around)
+
+
+def nadam(
+    learning_rate: optax.ScalarOrSchedule,
+    *,
+    b1: float,
+    b2: float,
+    eps: float,
+    momentum_decay: float,
+    **around: Any,
+) -> optax.GradientTransformationExtraArgs:
+    """NAdam; ``momentum_decay`` is PyTorch's psi (0.004), Keras's 1.0, Optax's inf."""
+    return _compose(scale_by_nadam(b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay), learning_rate, **around)

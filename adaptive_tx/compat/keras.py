@@ -25,7 +25,7 @@ import optax
 
 from adaptive_tx.compat import _build
 
-__all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
+__all__ = ["adadelta", "adagrad", "adam", "adamw", "nadam", "rmsprop", "sgd"]
 
 _COMMON_ARGS = """
       clipnorm: clip each gradient leaf to this L2 norm first (default ``None``).
@@ -368,10 +368,58 @@ def adamw(
     return adam(**locals())
 
 
+def nadam(
+    learning_rate: optax.ScalarOrSchedule = 0.001,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-7,
+    weight_decay: float | None = None,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
+    loss_scale_factor: float | None = None,
+    gradient_accumulation_steps: int | None = None,
+    name: str | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""``keras.optimizers.Nadam``: :func:`adaptive_tx.scale_by_nadam` with momentum decay 1 (``0.96^t``).
+
+    .. math::
+        \mu_t = \beta_1 (1 - \tfrac12 0.96^{t}), \quad
+        p_t = p_{t-1} - \eta \frac{\mu_{t+1} m_t / (1 - \Pi_{t+1}) + (1 - \mu_t) g_t / (1 - \Pi_t)}
+        {\sqrt{v_t / (1 - \beta_2^t)} + \epsilon} - \eta \lambda p_{t-1}
+
+    Here ``epsilon`` is added to the corrected root (not epsilon-hat, unlike Keras's Adam).
+
+    Args:
+      learning_rate: :math:`\eta` (default ``0.001``), a float or an Optax schedule.
+      beta_1: :math:`\beta_1` (default ``0.9``).
+      beta_2: :math:`\beta_2` (default ``0.999``).
+      epsilon: :math:`\epsilon` (default ``1e-7``).
+      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).{common}
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    References:
+      Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop;
+      https://keras.io/api/optimizers/Nadam/
+    """
+    _build.check_args(
+        rate=("learning_rate", learning_rate),
+        decays=dict(beta_1=beta_1, beta_2=beta_2),
+        non_negative=dict(epsilon=epsilon),
+    )
+    options = _options(**_locals_but(locals(), "learning_rate", "beta_1", "beta_2", "epsilon"))
+    return _build.nadam(learning_rate, b1=beta_1, b2=beta_2, eps=epsilon, momentum_decay=1.0, **options)
+
+
 def _locals_but(names: dict[str, Any], *drop: str) -> dict[str, Any]:
     return {k: v for k, v in names.items() if k not in drop}
 
 
-for _f in (adagrad, rmsprop, adadelta, sgd, adam, adamw):
+for _f in (adagrad, rmsprop, adadelta, sgd, adam, adamw, nadam):
     _f.__doc__ = (_f.__doc__ or "").replace("{common}", _COMMON_ARGS)
 del _f

@@ -24,7 +24,7 @@ import optax
 
 from adaptive_tx.compat import _build
 
-__all__ = ["adadelta", "adagrad", "adam", "adamw", "rmsprop", "sgd"]
+__all__ = ["adadelta", "adagrad", "adam", "adamw", "nadam", "rmsprop", "sgd"]
 
 
 def _execution_options(**options: Any) -> None:
@@ -369,4 +369,63 @@ def adamw(
         differentiable=differentiable,
         fused=fused,
         decoupled_weight_decay=True,
+    )
+
+
+def nadam(
+    lr: optax.ScalarOrSchedule = 2e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0,
+    momentum_decay: float = 4e-3,
+    decoupled_weight_decay: bool = False,
+    *,
+    foreach: bool | None = None,
+    maximize: bool = False,
+    capturable: bool = False,
+    differentiable: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    r"""``torch.optim.NAdam``: :func:`adaptive_tx.scale_by_nadam` with :math:`\psi` = ``momentum_decay``.
+
+    .. math::
+        \mu_t = \beta_1 (1 - \tfrac12 0.96^{t \psi}), \quad
+        p_t = p_{t-1} - \gamma \frac{\mu_{t+1} m_t / (1 - \Pi_{t+1}) + (1 - \mu_t) g_t / (1 - \Pi_t)}
+        {\sqrt{v_t / (1 - \beta_2^t)} + \epsilon}
+
+    Args:
+      lr: :math:`\gamma` (default ``2e-3``), a float or an Optax schedule.
+      betas: :math:`(\beta_1, \beta_2)` (default ``(0.9, 0.999)``).
+      eps: :math:`\epsilon` (default ``1e-8``).
+      weight_decay: :math:`\lambda`: coupled L2, or decoupled if ``decoupled_weight_decay`` (default ``0``).
+      momentum_decay: :math:`\psi` (default ``4e-3``).
+      decoupled_weight_decay: ``p <- p (1 - lr wd)`` instead of L2 (default ``False``).
+      foreach: accepted, no effect.
+      maximize: ascend instead of descend (default ``False``).
+      capturable: accepted, no effect.
+      differentiable: accepted, no effect.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    References:
+      Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop;
+      https://docs.pytorch.org/docs/stable/generated/torch.optim.NAdam.html
+    """
+    _execution_options(foreach=foreach, capturable=capturable, differentiable=differentiable)
+    b1, b2 = _betas(betas)
+    _build.check_args(
+        rate=("lr", lr),
+        decays={"betas[0]": b1, "betas[1]": b2},
+        non_negative=dict(eps=eps, weight_decay=weight_decay),
+        flags=dict(maximize=maximize, decoupled_weight_decay=decoupled_weight_decay),
+    )
+    return _build.nadam(
+        lr,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        momentum_decay=momentum_decay,
+        weight_decay=weight_decay,
+        decoupled=decoupled_weight_decay,
+        maximize=maximize,
     )
