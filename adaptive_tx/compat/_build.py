@@ -10,7 +10,8 @@ sign included). The knobs, as ../shared/reference/PARITY.md names them:
   (PyTorch's AdamW, and every Keras optimizer);
 - ``lr_in_buffer``: momentum accumulates ``lr_t * direction`` (Keras) instead of the direction, the
   learning rate applied after (PyTorch). The two differ only when the learning rate changes;
-- the block knobs: ``eps_in_sqrt``, ``centered``, ``first_step_undampened``, ``eps_hat``, ``amsgrad``;
+- the block knobs: ``eps_in_sqrt``, ``centered``, ``first_step_undampened``, ``eps_hat``, ``amsgrad``,
+  and NAdam's ``momentum_decay``;
 - gradient clipping as Keras does it: ``clipvalue``, ``clipnorm`` (per leaf), ``global_clipnorm``.
 """
 
