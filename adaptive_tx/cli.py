@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -78,6 +80,38 @@ def format_table(problem: Problem, laps: Sequence[Lap], target: float) -> str:
     return "\n".join(lines)
 
 
+def divergence(lap: Lap) -> tuple[int, str] | None:
+    """Where ``lap`` diverged, as ``(step, what happened)``; ``None`` when it did not.
+
+    A run diverged when its loss became non-finite at some step, or when it ended above its starting loss;
+    in the second case the step is the first from which the loss stayed above that start.
+    """
+    bad = np.flatnonzero(~np.isfinite(lap.losses))
+    if bad.size:
+        t = int(bad[0])
+        return t, f"became {lap.losses[t]} at step {t}"
+    above = lap.losses > lap.losses[0]
+    if above[-1]:
+        t = int(np.flatnonzero(~above)[-1]) + 1  # losses[0] is never above itself.
+        return t, f"rose above its start ({lap.losses[0]:.3e}) at step {t} and ended at {lap.losses[-1]:.3e}"
+    return None
+
+
+def format_divergence_notes(problem: Problem, laps: Sequence[Lap]) -> str:
+    """One line per run of ``laps`` that diverged, suggesting a smaller learning rate; empty when none did."""
+    lines = []
+    for lap in laps:
+        found = divergence(lap)
+        if found is None:
+            continue
+        default = problem.learning_rates[lap.name]
+        smaller = default if default < lap.learning_rate else lap.learning_rate / 10
+        lines.append(
+            f"note: {lap.name}'s loss {found[1]}; try a smaller learning rate, e.g. --lr {lap.name}={smaller:g}"
+        )
+    return "\n".join(lines)
+
+
 def plot(problem: Problem, laps: Sequence[Lap], out: str) -> None:
     """Write a PNG: the surface's contours and each optimizer's path."""
     try:
@@ -113,7 +147,7 @@ def plot(problem: Problem, laps: Sequence[Lap], out: str) -> None:
     ax.set_title(f"{problem.name}: {len(laps[0].losses) - 1} steps" if laps else problem.name)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(out)
+    fig.savefig(out, format="png")
     plt.close(fig)
 
 
@@ -150,6 +184,44 @@ def _optimizer_list(text: str) -> list[str]:
             f"unknown optimizer {', '.join(map(repr, unknown)) or '(none given)'}; choose from {', '.join(OPTIMIZERS)}"
         )
     return names
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _png_path(text: str) -> str:
+    """``--out``: a ``.png`` path in an existing, writable directory; ``.png`` is appended when there is no suffix."""
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory; name a file in it, e.g. {str(path / 'race.png')!r}")
+    if not path.suffix:
+        text = text + ".png"
+        path = Path(text)
+    elif path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"the race writes a PNG: expected a name ending in .png, got {text!r}")
+    parent = path.parent
+    if not parent.exists():
+        raise argparse.ArgumentTypeError(f"directory {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{str(parent)!r} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"directory {str(parent)!r} is not writable")
+    return text
+
+
+def _matplotlib_missing() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return True
+    return False
 
 
 def _problem_help() -> str:
@@ -204,11 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     race_parser.add_argument(
         "--target",
-        type=float,
+        type=_finite_float,
         default=None,
-        help="loss a run must reach to count as arrived (default: the problem's, 1e-4; -1 for saddle)",
+        help="loss a run must reach to count as arrived, a finite number (default: the problem's, 1e-4; -1 for saddle)",
     )
-    race_parser.add_argument("--out", default="race.png", help="where to write the PNG (default: race.png)")
+    race_parser.add_argument(
+        "--out",
+        type=_png_path,
+        default="race.png",
+        help="where to write the PNG (default: race.png); .png is appended to a name without a suffix, any "
+        "other suffix is an error, and the directory must exist. Without matplotlib (pip install "
+        '"adaptive_tx[plot]") the table still prints and the PNG is skipped',
+    )
     return parser
 
 
@@ -219,9 +298,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = dict(args.lr)
     learning_rates = {n: overrides.get(n, problem.learning_rates[n]) for n in args.optimizers}
     target = problem.target if args.target is None else args.target
+    no_matplotlib = _matplotlib_missing()  # Checked before the race, which can take a while.
     laps = race(problem, args.steps, learning_rates, target)
     print(f"{problem.name}: {problem.description}; {args.steps} steps")
     print(format_table(problem, laps, target))
+    notes = format_divergence_notes(problem, laps)
+    if notes:
+        print(notes)
+    if no_matplotlib:
+        print(f'skipped {args.out}: drawing the PNG needs matplotlib: pip install "adaptive_tx[plot]"')
+        return 0
     plot(problem, laps, args.out)
     print(f"wrote {args.out}")
     return 0

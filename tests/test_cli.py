@@ -32,6 +32,7 @@ def test_race_prints_table_and_writes_png(problem, tmp_path, capsys):
     assert out.read_bytes()[:8] == PNG_MAGIC
     assert out.stat().st_size > 20_000  # Contours and five paths, not an empty canvas.
     assert f"wrote {out}" in text
+    assert "note:" not in text  # The default learning rates do not diverge.
 
 
 def test_race_agrees_with_an_independent_loop():
@@ -87,3 +88,150 @@ def test_installed_command_help_explains_everything():
     result = subprocess.run([command, "race", "--help"], capture_output=True, text=True, check=True)
     for flag in ["--problem", "--steps", "--lr", "--out", "--optimizers", "--target", *PROBLEMS]:
         assert flag in result.stdout
+
+
+@pytest.fixture
+def no_race(monkeypatch, tmp_path):
+    """Fail if the race starts; run from an empty folder so that nothing lands in the repository."""
+
+    def race(*args, **kwargs):
+        raise AssertionError("the race ran before the arguments were checked")
+
+    monkeypatch.setattr(cli, "race", race)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_out_without_suffix_writes_and_names_the_png(tmp_path, capsys):
+    out = tmp_path / "noext"
+    assert cli.main(["race", "--steps", "20", "--optimizers", "adam", "--out", str(out)]) == 0
+    written = tmp_path / "noext.png"
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {written}"
+    assert written.read_bytes()[:8] == PNG_MAGIC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noext.png"]
+    # Control: a name that already ends in .png, in any case, is written as given.
+    out = tmp_path / "Race.PNG"
+    assert cli.main(["race", "--steps", "5", "--optimizers", "adam", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out}"
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("missing/dir/x.png", "argument --out: directory 'missing/dir' does not exist"),
+        ("race.jpg", "argument --out: the race writes a PNG: expected a name ending in .png, got 'race.jpg'"),
+        ("race.pdf", "argument --out: the race writes a PNG: expected a name ending in .png, got 'race.pdf'"),
+        ("plots/", "argument --out: 'plots/' is a directory; name a file in it, e.g. 'plots/race.png'"),
+        ("existing", "argument --out: 'existing' is a directory; name a file in it, e.g. 'existing/race.png'"),
+        ("afile/x.png", "argument --out: 'afile' is not a directory"),
+    ],
+)
+def test_bad_out_exits_2_before_the_race(out, message, no_race, tmp_path, capsys):
+    (tmp_path / "existing").mkdir()
+    (tmp_path / "afile").write_text("not a directory")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["race", "--out", out])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[-1] == f"adaptive-tx race: error: {message}"
+    assert captured.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "existing"]
+
+
+def test_unwritable_out_directory_exits_2_before_the_race(no_race, tmp_path, monkeypatch, capsys):
+    # Root may write anywhere, so the permission check is simulated: os.access says "no" for this folder.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    access = cli.os.access
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: Path(path) != Path("locked") and access(path, mode))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["race", "--out", "locked/x.png"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "adaptive-tx race: error: argument --out: directory 'locked' is not writable"
+    )
+
+
+@pytest.mark.parametrize("target", ["nan", "inf", "-inf", "NaN", "-Infinity"])
+def test_non_finite_target_exits_2_before_the_race(target, no_race, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["race", f"--target={target}"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"adaptive-tx race: error: argument --target: expected a finite number, got {target!r}"
+    )
+    # Control: finite targets, negative ones included, still parse.
+    parser = cli.build_parser()
+    assert parser.parse_args(["race", "--target", "1e3"]).target == 1000.0
+    assert parser.parse_args(["race", "--target=-1"]).target == -1.0
+
+
+def _race_losses(name, lr, steps):
+    """The CLI's losses for one run on Rosenbrock, checked against an independent Python loop of jitted steps."""
+    problem = PROBLEMS["rosenbrock"]
+    (lap,) = cli.race(problem, steps, {name: lr})
+    grad = jax.grad(problem.fn)
+    trajectory, _ = run_steps(cli.OPTIMIZERS[name](lr), jax.numpy.asarray(problem.start), lambda w, t: grad(w), steps)
+    loop = np.asarray([problem.fn(jax.numpy.asarray(w)) for w in [problem.start, *trajectory]])
+    np.testing.assert_array_equal(np.isfinite(lap.losses), np.isfinite(loop))
+    finite = np.isfinite(loop)
+    np.testing.assert_allclose(lap.losses[finite], loop[finite], rtol=1e-3)
+    return lap.losses
+
+
+def test_non_finite_loss_gets_a_note_under_the_table(tmp_path, capsys):
+    # Momentum at 10 on Rosenbrock overflows within a few steps; Adam at its default descends and gets no note.
+    out = tmp_path / "race.png"
+    args = ["race", "--steps", "200", "--optimizers", "momentum,adam", "--lr", "momentum=10", "--out", str(out)]
+    assert cli.main(args) == 0
+    losses = _race_losses("momentum", 10.0, 200)
+    step = int(np.flatnonzero(~np.isfinite(losses))[0])
+    assert 0 < step < 10
+    lines = capsys.readouterr().out.splitlines()
+    table = {line.split()[0]: line.split() for line in lines if line.split() and line.split()[0] in cli.OPTIMIZERS}
+    assert table["momentum"][2] == "nan"  # The row stays.
+    assert float(table["adam"][2]) < 1.0
+    assert [line for line in lines if line.startswith("note:")] == lines[-2:-1]  # None for Adam.
+    assert lines[-2:] == [
+        f"note: momentum's loss became {losses[step]} at step {step}; try a smaller learning rate, "
+        "e.g. --lr momentum=0.02",
+        f"wrote {out}",
+    ]
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_finite_but_growing_loss_gets_a_note_under_the_table(tmp_path, capsys):
+    # Adam at 1e6 on Rosenbrock stays finite but ends far above where it started.
+    out = tmp_path / "race.png"
+    assert cli.main(["race", "--steps", "50", "--optimizers", "adam", "--lr", "adam=1e6", "--out", str(out)]) == 0
+    losses = _race_losses("adam", 1e6, 50)
+    assert np.isfinite(losses).all() and losses[-1] > 1e6 * losses[0]
+    step = int(np.flatnonzero(losses <= losses[0])[-1]) + 1  # From here on the loss stays above its start.
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == [
+        f"note: adam's loss rose above its start ({losses[0]:.3e}) at step {step} and ended at {losses[-1]:.3e}; "
+        "try a smaller learning rate, e.g. --lr adam=0.1",
+        f"wrote {out}",
+    ]
+
+
+def test_without_matplotlib_the_table_prints_and_the_png_is_skipped(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError.
+    out = tmp_path / "race.png"
+    assert cli.main(["race", "--steps", "20", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("optimizer"))
+    assert [r.split()[0] for r in lines[header + 2 : header + 7]] == list(cli.OPTIMIZERS)
+    assert lines[-1] == f'skipped {out}: drawing the PNG needs matplotlib: pip install "adaptive_tx[plot]"'
+    assert not any(line.startswith("wrote") for line in lines)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_race_help_documents_out_and_target(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["race", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert ".png is appended to a name without a suffix, any other suffix is an error" in text
+    assert 'Without matplotlib (pip install "adaptive_tx[plot]") the table still prints and the PNG is skipped' in text
+    assert "a finite number" in text
