@@ -1,6 +1,6 @@
-"""The building blocks' knobs beyond the lecture (issue 3) keep the library's properties: jit, dtypes,
-abstract init, inject_hyperparams. Their numbers are checked against PyTorch and Keras in
-tests/test_parity_*.py and against Optax in tests/test_optax_equivalence.py."""
+"""The building blocks' knobs beyond the lecture keep the library's properties: jit, dtypes, abstract init,
+inject_hyperparams. Their numbers are checked against PyTorch and Keras in tests/test_parity.py and against
+Optax in tests/test_optax_equivalence.py."""
 
 import chex
 import jax

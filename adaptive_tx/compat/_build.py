@@ -2,7 +2,7 @@
 
 ``compat.torch`` and ``compat.keras`` only translate their framework's argument names and defaults into
 these builders. Each builder returns a full ``optax.GradientTransformationExtraArgs`` (learning rate and
-sign included). The knobs, as ../shared/reference/PARITY.md names them:
+sign included). The knobs:
 
 - ``maximize``: ascend (PyTorch negates the gradient first);
 - ``weight_decay`` with ``decoupled``: coupled L2 adds ``wd * p`` to the gradient before the block
@@ -52,9 +52,15 @@ def check_args(
         _moments.check_bool(name, value)
 
 
-def _is_zero(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """True for a Python or NumPy number: a value that can be checked now. Arrays and tracers (under
+    ``jax.jit`` or ``optax.inject_hyperparams``) are not, and pass unchecked."""
+    return isinstance(value, numbers.Real)
+
+
+def is_zero(value: Any) -> bool:
     """True for a Python number equal to 0: the frameworks skip such terms, and so do we."""
-    return isinstance(value, numbers.Real) and value == 0
+    return is_number(value) and value == 0
 
 
 def _as_schedule(learning_rate: optax.ScalarOrSchedule):
@@ -99,12 +105,27 @@ def decoupled_weight_decay(weight_decay: Any, learning_rate: optax.ScalarOrSched
 
 
 def clip_by_norm_per_leaf(max_norm: float) -> optax.GradientTransformation:
-    """Rescale each leaf to an L2 norm of at most ``max_norm`` (Keras's ``clipnorm``, per variable)."""
+    """Rescale each leaf to an L2 norm of at most ``max_norm`` (Keras's ``clipnorm``, per variable).
+
+    ``g * max_norm / max(||g||, max_norm)`` as Keras computes it, with the norm in float32 (float64 for a
+    float64 leaf): in float16, ``sum(g * g)`` overflows to inf once ``||g||`` passes 256. The result is cast
+    back to the leaf's dtype. A leaf clipped to norm 0 is 0, an all-zero leaf stays 0, and the gradient
+    with respect to ``g`` is finite everywhere, 0 included.
+    """
     _moments.check_non_negative("clipnorm", max_norm)
 
     def clip(g):
-        norm = jnp.sqrt(jnp.sum(g * g))
-        return g * max_norm / jnp.maximum(norm, max_norm)
+        dtype = jnp.float64 if g.dtype == jnp.float64 else jnp.float32
+        x = g.astype(dtype)
+        limit = jnp.asarray(max_norm, dtype)
+        squares = jnp.sum(x * x)
+        # sqrt'(0) is inf: guard sqrt's input as well as its output, or jax.grad gets 0 * inf = NaN.
+        positive = squares > 0
+        norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1)), 0)
+        denominator = jnp.maximum(norm, limit)
+        nonzero = denominator > 0  # Both 0 only for a zero leaf clipped to norm 0: the result is 0.
+        clipped = jnp.where(nonzero, x * limit / jnp.where(nonzero, denominator, 1), 0)
+        return clipped.astype(g.dtype)
 
     return optax.GradientTransformationExtraArgs(
         optax.init_empty_state, lambda updates, state, params=None, **_: (jax.tree.map(clip, updates), state)
@@ -128,12 +149,19 @@ def _compose(
 
     maximize -> clipping -> coupled L2 -> block -> momentum and learning rate (in the order ``lr_in_buffer``
     picks) -> decoupled weight decay.
+
+    Raises ``ValueError`` on knobs that would have nothing to act on: ``lr_in_buffer=True`` without a
+    ``momentum`` block, ``decoupled=True`` with a weight decay of (a Python) 0.
     """
     _moments.check_learning_rate(learning_rate)
     _moments.check_non_negative("weight_decay", weight_decay)
     _moments.check_bool("decoupled", decoupled)
     _moments.check_bool("maximize", maximize)
     _moments.check_bool("lr_in_buffer", lr_in_buffer)
+    if lr_in_buffer and momentum is None:
+        raise ValueError("lr_in_buffer=True needs a momentum: without a momentum buffer there is nothing to put lr in.")
+    if decoupled and is_zero(weight_decay):
+        raise ValueError("decoupled=True needs a weight_decay: with weight_decay=0 there is no decay to decouple.")
     parts: list[optax.GradientTransformation] = []
     if maximize:
         parts.append(optax.scale(-1.0))
@@ -145,7 +173,7 @@ def _compose(
     if global_clipnorm is not None:
         _moments.check_non_negative("global_clipnorm", global_clipnorm)
         parts.append(optax.clip_by_global_norm(global_clipnorm))
-    if not decoupled and not _is_zero(weight_decay):
+    if not decoupled and not is_zero(weight_decay):
         parts.append(optax.add_decayed_weights(weight_decay))  # Coupled L2: g + wd * p.
     if block is not None:
         parts.append(block)
@@ -154,14 +182,14 @@ def _compose(
     parts.append(optax.scale_by_learning_rate(learning_rate))  # The only sign flip.
     if momentum is not None and lr_in_buffer:
         parts.append(momentum)
-    if decoupled and not _is_zero(weight_decay):
+    if decoupled:
         parts.append(decoupled_weight_decay(weight_decay, learning_rate))
     return optax.chain(*parts)
 
 
 def _heavy_ball(momentum: Any) -> optax.GradientTransformation | None:
     _moments.check_decay("momentum", momentum)
-    return None if _is_zero(momentum) else scale_by_momentum(beta=momentum, dampening=0.0)
+    return None if is_zero(momentum) else scale_by_momentum(beta=momentum, dampening=0.0)
 
 
 def adagrad(
@@ -176,7 +204,7 @@ def adagrad(
     """AdaGrad; ``lr_decay`` is PyTorch's ``lr / (1 + (t - 1) lr_decay)``."""
     _moments.check_non_negative("lr_decay", lr_decay)
     rate = learning_rate
-    if not _is_zero(lr_decay):
+    if not is_zero(lr_decay):
         _moments.check_learning_rate(learning_rate)
         base = _as_schedule(learning_rate)
 
@@ -221,7 +249,7 @@ def sgd(
     """SGD with heavy-ball momentum ``v = momentum v + (1 - dampening) g`` (none when momentum is 0)."""
     _moments.check_decay("momentum", momentum)
     velocity = None
-    if not _is_zero(momentum):
+    if not is_zero(momentum):
         velocity = scale_by_momentum(
             beta=momentum, dampening=dampening, nesterov=nesterov, first_step_undampened=first_step_undampened
         )

@@ -19,8 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
+import numpy as np
 import optax
 
 from adaptive_tx.compat import _build
@@ -66,17 +68,31 @@ def _options(
         "gradient_accumulation_steps": (gradient_accumulation_steps, None, "wrap the optimizer in optax.MultiSteps"),
     }
     for arg, (value, default, instead) in unsupported.items():
-        if value != default:
+        if _is_set(value, default):
             raise ValueError(f"{arg}={value!r} is not supported by adaptive_tx.compat.keras: {instead}.")
     if clipnorm is not None and global_clipnorm is not None:
         raise ValueError("Only one of `clipnorm` and `global_clipnorm` can be set.")
-    return {
-        "weight_decay": 0.0 if weight_decay is None else weight_decay,
-        "decoupled": True,
-        "clipnorm": clipnorm,
-        "clipvalue": clipvalue,
-        "global_clipnorm": global_clipnorm,
-    }
+    options: dict[str, Any] = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
+    if weight_decay is not None and not _build.is_zero(weight_decay):
+        options.update(weight_decay=weight_decay, decoupled=True)  # Keras decays every optimizer decoupled.
+    return options
+
+
+def _is_set(value: Any, default: Any) -> bool:
+    """True when an unsupported option is not at its default (``None``, or ``False`` for ``use_ema``).
+
+    Python values are compared; an array or a traced value (a number passed through
+    ``optax.inject_hyperparams``) is never the default, and is not compared (a traced comparison cannot
+    decide an ``if``).
+    """
+    if value is None or isinstance(value, bool | np.bool_ | numbers.Real | str):
+        return value != default
+    return True
+
+
+def _lr_in_buffer(momentum: Any) -> dict[str, Any]:
+    """Keras accumulates the learning rate in its momentum buffer; without a momentum there is none."""
+    return {} if _build.is_zero(momentum) else {"lr_in_buffer": True}
 
 
 def adagrad(
@@ -174,7 +190,7 @@ def rmsprop(
         eps_in_sqrt=True,
         centered=centered,
         momentum=momentum,
-        lr_in_buffer=True,
+        **_lr_in_buffer(momentum),
         **options,
     )
 
@@ -262,7 +278,7 @@ def sgd(
         dampening=0.0,
         nesterov=nesterov,
         first_step_undampened=False,
-        lr_in_buffer=True,
+        **_lr_in_buffer(momentum),
         **options,
     )
 

@@ -242,7 +242,10 @@ def sgd(
         non_negative=dict(weight_decay=weight_decay),
         flags=dict(nesterov=nesterov, maximize=maximize),
     )
-    if nesterov and (momentum <= 0 or dampening != 0):
+    # Checked on Python numbers only: arrays and traced values (optax.inject_hyperparams) pass unchecked.
+    if nesterov and (
+        (_build.is_number(momentum) and momentum <= 0) or (_build.is_number(dampening) and dampening != 0)
+    ):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     return _build.sgd(
         lr,
@@ -314,7 +317,7 @@ def adam(
         eps_hat=False,
         amsgrad="raw" if amsgrad else None,
         weight_decay=weight_decay,
-        decoupled=decoupled_weight_decay,
+        decoupled=decoupled_weight_decay and not _build.is_zero(weight_decay),  # No decay: nothing to decouple.
         maximize=maximize,
     )
 
@@ -426,6 +429,6 @@ def nadam(
         eps=eps,
         momentum_decay=momentum_decay,
         weight_decay=weight_decay,
-        decoupled=decoupled_weight_decay,
+        decoupled=decoupled_weight_decay and not _build.is_zero(weight_decay),  # No decay: nothing to decouple.
         maximize=maximize,
     )
