@@ -13,6 +13,7 @@ from adaptive_tx._adam import scale_by_adam as scale_by_adam
 from adaptive_tx._bias_correction import BiasCorrectionState as BiasCorrectionState
 from adaptive_tx._bias_correction import bias_correction as bias_correction
 from adaptive_tx._momentum import ScaleByMomentumState as ScaleByMomentumState
+from adaptive_tx._momentum import ScaleByMomentumWithCountState as ScaleByMomentumWithCountState
 from adaptive_tx._momentum import momentum as momentum
 from adaptive_tx._momentum import scale_by_momentum as scale_by_momentum
 from adaptive_tx._nadam import ScaleByNadamState as ScaleByNadamState
@@ -32,6 +33,7 @@ __all__ = (
     "ScaleByAmsgradState",
     "ScaleByCenteredRmsState",
     "ScaleByMomentumState",
+    "ScaleByMomentumWithCountState",
     "ScaleByNadamState",
     "ScaleByRmsState",
     "adadelta",

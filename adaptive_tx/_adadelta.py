@@ -2,69 +2,89 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import optax
+from jax.typing import ArrayLike, DTypeLike
 
-from adaptive_tx import _moments
+from adaptive_tx import _checks, _leafwise, _math
 
 
 class ScaleByAdadeltaState(NamedTuple):
-    """State of :func:`scale_by_adadelta`."""
+    """State of :func:`scale_by_adadelta`: field for field Optax's ``ScaleByAdaDeltaState``."""
 
-    s: optax.Updates  # s_t: leaky average of squared gradients; shape and dtype of params.
-    dw: optax.Updates  # dw_t: leaky average of squared steps g'^2; shape and dtype of params.
+    e_g: optax.Updates  # s_t: leaky average of |g|^2; params' shape, real, accumulator_dtype or the policy's.
+    e_x: optax.Updates  # dw_t: leaky average of squared steps |g'|^2; like e_g.
 
 
 def scale_by_adadelta(
-    rho: float = 0.9,
-    eps: float = 1e-6,
-    initial_scale: float = 0.0,
-    initial_delta: float = 0.0,
     *,
-    accumulator_dtype: Any = None,
+    rho: ArrayLike = 0.9,
+    eps: ArrayLike = 1e-6,
+    initial_scale: ArrayLike = 0.0,
+    initial_delta: ArrayLike = 0.0,
+    accumulator_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Adadelta's step ``g'_t`` before the learning rate and sign; see :func:`adadelta`.
 
-    Knob beyond the lecture: ``accumulator_dtype`` stores ``s_t`` and ``dw_t`` in that dtype (default: the
-    params').
+    Args:
+      rho: :math:`\\rho`, in [0, 1) (default ``0.9``).
+      eps: :math:`\\epsilon`, inside both roots (default ``1e-6``).
+      initial_scale: :math:`s_0`, >= 0 (default ``0.0``).
+      initial_delta: :math:`\\Delta w_0`, >= 0 (default ``0.0``); not 0 together with ``eps``.
+      accumulator_dtype: dtype of ``e_g`` and ``e_x`` (default: float32 for 16-bit params, else the params'
+        real dtype).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``e_g, e_x``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import adaptive_tx as atx
+      >>> tx = atx.scale_by_adadelta(eps=1e-4)
+      >>> g = jnp.array([1.0, -1000.0])
+      >>> step, state = tx.update(g, tx.init(g))  # sqrt(eps / (1 - rho)): the same for every scale.
+      >>> print(*(f"{d:.4f}" for d in step))
+      0.0316 -0.0316
     """
-    _moments.check_decay("rho", rho)
-    _moments.check_non_negative("eps", eps)
-    _moments.check_non_negative("initial_scale", initial_scale)
-    _moments.check_non_negative("initial_delta", initial_delta)
-    _moments.check_dtype("accumulator_dtype", accumulator_dtype)
-    if _moments.all_numbers((eps, initial_delta)) and eps == 0 and initial_delta == 0:
+    _checks.check_decay("rho", rho)
+    _checks.check_non_negative("eps", eps)
+    _checks.check_non_negative("initial_scale", initial_scale)
+    _checks.check_non_negative("initial_delta", initial_delta)
+    _checks.check_dtype("accumulator_dtype", accumulator_dtype)
+    if _checks.all_numbers((eps, initial_delta)) and eps == 0 and initial_delta == 0:
         raise ValueError(
             "eps and initial_delta cannot both be 0: the step sqrt(dw + eps) / sqrt(s + eps) * g would stay 0 "
             "forever. Use eps > 0 (the paper uses 1e-6) or initial_delta > 0."
         )
+    fields = {
+        "e_g": _leafwise.Field(initial_scale, squared=True, dtype=accumulator_dtype),
+        "e_x": _leafwise.Field(initial_delta, squared=True, dtype=accumulator_dtype),
+    }
 
-    def step(dtype, g, s, dw):
-        rho_, eps_ = _moments.cast(dtype, rho, eps)
-        s = _moments.leaky_average(s, g * g, rho_)
+    def step(dtype, g, e_g, e_x):
+        rho_, eps_ = _leafwise.cast(dtype, rho, eps)
+        e_g = _math.leaky_average(e_g, _math.square(g), rho_)
         # sqrt((dw + eps) / (s + eps)) takes one root where the equation takes two; same value, faster.
-        delta = jnp.sqrt(_moments.safe_divide(dw + eps_, s + eps_)) * g
-        dw = _moments.leaky_average(dw, delta * delta, rho_)
-        return delta, s, dw
+        # s + eps is 0 only where every gradient so far was 0 (and eps is 0): there the step is 0 (a 0/0).
+        denominator = e_g + eps_
+        numerator = jnp.where(denominator == 0, jnp.zeros_like(e_x), e_x + eps_)
+        delta = _math.scaled(g, _math.safe_sqrt(_math.safe_divide(numerator, denominator)))
+        e_x = _math.leaky_average(e_x, _math.square(delta), rho_)
+        return delta, e_g, e_x
 
-    return _moments.leafwise_transformation(
-        ScaleByAdadeltaState,
-        step,
-        dtypes={"s": accumulator_dtype, "dw": accumulator_dtype},
-        s=initial_scale,
-        dw=initial_delta,
-    )
+    return _leafwise.transformation(ScaleByAdadeltaState, step, fields)
 
 
 def adadelta(
     learning_rate: optax.ScalarOrSchedule = 1.0,
     *,
-    rho: float = 0.9,
-    eps: float = 1e-6,
-    initial_scale: float = 0.0,
-    initial_delta: float = 0.0,
+    rho: ArrayLike = 0.9,
+    eps: ArrayLike = 1e-6,
+    initial_scale: ArrayLike = 0.0,
+    initial_delta: ArrayLike = 0.0,
+    accumulator_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adadelta, as the lecture writes it.
 
@@ -78,7 +98,8 @@ def adadelta(
     needs no learning rate (:math:`\eta = 1`). With :math:`\Delta w_0 = 0` the first step is
     :math:`\sqrt{\epsilon / (1-\rho)}` times the gradient's sign: :math:`\epsilon` acts as the learning
     rate at the start. :math:`\Delta w` accumulates the unscaled :math:`g'`; :math:`\eta` scales the
-    applied step only. Unlike ``optax.adadelta()``, the default learning rate is 1.0 and it descends.
+    applied step only. Unlike ``optax.adadelta()``, the default learning rate is 1.0 and it descends. The
+    state is Optax's ``ScaleByAdaDeltaState``: ``e_g`` is :math:`s_t`, ``e_x`` is :math:`\Delta w_t`.
 
     Args:
       learning_rate: :math:`\eta`, a float or an Optax schedule ``step -> float`` (default ``1.0``).
@@ -87,6 +108,8 @@ def adadelta(
       initial_scale: :math:`s_0`, the starting mean square gradient (default ``0.0``).
       initial_delta: :math:`\Delta w_0`, the starting mean square step (default ``0.0``); ``eps`` and
         ``initial_delta`` cannot both be 0.
+      accumulator_dtype: dtype of both averages (default: float32 for 16-bit params, else the params' real
+        dtype).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -107,5 +130,11 @@ def adadelta(
     References:
       Zeiler, *ADADELTA: An Adaptive Learning Rate Method*, 2012. https://arxiv.org/abs/1212.5701
     """
-    block = scale_by_adadelta(rho=rho, eps=eps, initial_scale=initial_scale, initial_delta=initial_delta)
-    return _moments.descend(block, learning_rate)
+    block = scale_by_adadelta(
+        rho=rho,
+        eps=eps,
+        initial_scale=initial_scale,
+        initial_delta=initial_delta,
+        accumulator_dtype=accumulator_dtype,
+    )
+    return _leafwise.descend(block, learning_rate)

@@ -2,47 +2,72 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import optax
+from jax.typing import ArrayLike, DTypeLike
 
-from adaptive_tx import _moments
+from adaptive_tx import _checks, _leafwise, _math
 
 
 class ScaleByAdagradState(NamedTuple):
-    """State of :func:`scale_by_adagrad`."""
+    """State of :func:`scale_by_adagrad`: field for field Optax's ``ScaleByRssState``."""
 
-    s: optax.Updates  # s_t: running sum of squared gradients; shape and dtype of params.
+    sum_of_squares: optax.Updates  # s_t: running sum of |g|^2; params' shape, real, accumulator_dtype or policy's.
 
 
 def scale_by_adagrad(
-    eps: float = 1e-8, initial_accumulator: float = 0.0, *, eps_in_sqrt: bool = True, accumulator_dtype: Any = None
+    *,
+    eps: ArrayLike = 1e-8,
+    initial_accumulator: ArrayLike = 0.0,
+    eps_in_sqrt: bool = True,
+    accumulator_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """AdaGrad's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`adagrad`.
 
-    Knobs beyond the lecture: ``eps_in_sqrt=False`` divides by ``sqrt(s_t) + eps`` (PyTorch, Duchi et al.);
-    ``accumulator_dtype`` stores ``s_t`` in that dtype (default: the params').
+    Args:
+      eps: :math:`\\epsilon` (default ``1e-8``).
+      initial_accumulator: :math:`s_0`, >= 0 (default ``0.0``).
+      eps_in_sqrt: ``True`` divides by ``sqrt(s_t + eps)`` (the lecture, Optax); ``False`` by
+        ``sqrt(s_t) + eps`` (PyTorch, Duchi et al.) (default ``True``).
+      accumulator_dtype: dtype of ``s_t`` (default: float32 for 16-bit params, else the params' real dtype).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``sum_of_squares``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import adaptive_tx as atx
+      >>> tx = atx.scale_by_adagrad()
+      >>> g = jnp.array([3.0, -4.0])
+      >>> state = tx.init(g)
+      >>> for _ in range(2):  # g / sqrt(t g^2): 1, then 1 / sqrt(2), in each coordinate's own scale.
+      ...     direction, state = tx.update(g, state)
+      ...     print(*(f"{d:.4f}" for d in direction))
+      1.0000 -1.0000
+      0.7071 -0.7071
     """
-    _moments.check_non_negative("eps", eps)
-    _moments.check_non_negative("initial_accumulator", initial_accumulator)
-    _moments.check_bool("eps_in_sqrt", eps_in_sqrt)
-    _moments.check_dtype("accumulator_dtype", accumulator_dtype)
+    _checks.check_non_negative("eps", eps)
+    _checks.check_non_negative("initial_accumulator", initial_accumulator)
+    _checks.check_bool("eps_in_sqrt", eps_in_sqrt)
+    _checks.check_dtype("accumulator_dtype", accumulator_dtype)
+    fields = {"sum_of_squares": _leafwise.Field(initial_accumulator, squared=True, dtype=accumulator_dtype)}
 
     def step(dtype, g, s):
-        (eps_,) = _moments.cast(dtype, eps)
-        s = _moments.running_sum(s, g * g)
-        return _moments.safe_divide(g, _moments.rms(s, eps_, eps_in_sqrt)), s
+        (eps_,) = _leafwise.cast(dtype, eps)
+        s = _math.running_sum(s, _math.square(g))
+        return _math.safe_divide(g, _math.rms(s, eps_, eps_in_sqrt)), s
 
-    return _moments.leafwise_transformation(
-        ScaleByAdagradState, step, dtypes={"s": accumulator_dtype}, s=initial_accumulator
-    )
+    return _leafwise.transformation(ScaleByAdagradState, step, fields)
 
 
 def adagrad(
     learning_rate: optax.ScalarOrSchedule,
     *,
-    eps: float = 1e-8,
-    initial_accumulator: float = 0.0,
+    eps: ArrayLike = 1e-8,
+    initial_accumulator: ArrayLike = 0.0,
+    eps_in_sqrt: bool = True,
+    accumulator_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""AdaGrad, as the lecture writes it.
 
@@ -52,13 +77,16 @@ def adagrad(
 
     Every coordinate gets its own step size, large where gradients have been small. Because :math:`s_t`
     only grows, the step decays like :math:`\eta / \sqrt{t}` on a constant gradient: "the more you update,
-    the less you update".
+    the less you update". The state is Optax's ``ScaleByRssState``: ``sum_of_squares`` is :math:`s_t`.
 
     Args:
       learning_rate: :math:`\eta`, a float or an Optax schedule ``step -> float``.
       eps: :math:`\epsilon`, added inside the square root (default ``1e-8``).
       initial_accumulator: :math:`s_0`, the starting value of the sum of squares (default ``0.0``;
         Optax and Keras use ``0.1``).
+      eps_in_sqrt: ``False`` puts :math:`\epsilon` outside the root, as PyTorch does (default ``True``).
+      accumulator_dtype: dtype of :math:`s_t` (default: float32 for 16-bit params, else the params' real
+        dtype).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -81,4 +109,7 @@ def adagrad(
       Duchi, Hazan & Singer, *Adaptive Subgradient Methods for Online Learning and Stochastic
       Optimization*, JMLR 2011. https://jmlr.org/papers/v12/duchi11a.html
     """
-    return _moments.descend(scale_by_adagrad(eps=eps, initial_accumulator=initial_accumulator), learning_rate)
+    block = scale_by_adagrad(
+        eps=eps, initial_accumulator=initial_accumulator, eps_in_sqrt=eps_in_sqrt, accumulator_dtype=accumulator_dtype
+    )
+    return _leafwise.descend(block, learning_rate)

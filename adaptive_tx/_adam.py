@@ -2,122 +2,152 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.typing import ArrayLike, DTypeLike
 
-from adaptive_tx import _moments
+from adaptive_tx import _checks, _leafwise, _math
 
 
 class ScaleByAdamState(NamedTuple):
-    """State of :func:`scale_by_adam`."""
+    """State of :func:`scale_by_adam`: field for field Optax's ``ScaleByAdamState``."""
 
     count: jax.Array  # type: ignore[assignment]  # t: steps taken, int32 scalar; saturates at int32 max.
-    v: optax.Updates  # v_t: leaky average of gradients (first moment); shape and dtype of params.
-    s: optax.Updates  # s_t: leaky average of squared gradients (second moment); shape and dtype of params.
+    mu: optax.Updates  # v_t: leaky average of gradients (first moment); params' shape, mu_dtype or params' dtype.
+    nu: optax.Updates  # s_t: leaky average of |g|^2 (second moment); params' shape, real, nu_dtype or the policy's.
 
 
 class ScaleByAmsgradState(NamedTuple):
-    """State of :func:`scale_by_adam` with ``amsgrad`` set."""
+    """State of :func:`scale_by_adam` with ``amsgrad`` set: Optax's ``ScaleByAmsgradState``."""
 
     count: jax.Array  # type: ignore[assignment]  # t: steps taken, int32 scalar; saturates at int32 max.
-    v: optax.Updates  # v_t: leaky average of gradients (first moment); shape and dtype of params.
-    s: optax.Updates  # s_t: leaky average of squared gradients (second moment); shape and dtype of params.
-    s_max: optax.Updates  # running maximum of s_t ("raw") or of s^_t ("corrected"); shape and dtype of params.
+    mu: optax.Updates  # v_t: leaky average of gradients (first moment).
+    nu: optax.Updates  # s_t: leaky average of |g|^2 (second moment).
+    nu_max: optax.Updates  # running maximum of s_t ("raw") or of s^_t ("corrected"); like nu.
 
 
 AMSGRAD_MODES = (None, "raw", "corrected")
 
 
 def scale_by_adam(
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    eps_root: float = 0.0,
-    initial_mu: float = 0.0,
-    initial_nu: float = 0.0,
     *,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+    eps_root: ArrayLike = 0.0,
+    initial_mu: ArrayLike = 0.0,
+    initial_nu: ArrayLike = 0.0,
+    nesterov: bool = False,
     eps_hat: bool = False,
     amsgrad: str | None = None,
-    mu_dtype: Any = None,
-    nu_dtype: Any = None,
+    mu_dtype: DTypeLike | None = None,
+    nu_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Adam's direction ``v^_t / (sqrt(s^_t + eps_root) + eps)``, without learning rate or sign; see :func:`adam`.
 
-    Knobs beyond the lecture:
+    Args:
+      b1: :math:`\\beta_1`, forgetting rate of the first moment, in [0, 1) (default ``0.9``).
+      b2: :math:`\\beta_2`, forgetting rate of the second moment, in [0, 1) (default ``0.999``).
+      eps: :math:`\\epsilon`, added outside the square root (default ``1e-8``).
+      eps_root: :math:`\\epsilon_{root}`, added inside the square root (default ``0.0``).
+      initial_mu: :math:`v_0` (default ``0.0``).
+      initial_nu: :math:`s_0`, >= 0 (default ``0.0``).
+      nesterov: Optax's Nesterov form, ``b1 v_t / (1 - b1^{t+1}) + (1 - b1) g_t / (1 - b1^t)`` in place of
+        :math:`\\hat v_t` (default ``False``).
+      eps_hat: read ``eps`` as the paper's epsilon-hat of its "efficient" form (end of section 2),
+        ``sqrt(1 - b2^t) / (1 - b1^t) * v_t / (sqrt(s_t) + eps)``: Keras's ``epsilon`` (default ``False``).
+      amsgrad: ``"raw"`` divides by the running maximum of the raw ``s_t``, corrected at the current step
+        (PyTorch, Keras); ``"corrected"`` by the running maximum of ``s^_t`` (Optax's ``amsgrad``); the state
+        is then :class:`ScaleByAmsgradState` (default ``None``).
+      mu_dtype: dtype of ``mu`` (default: the params').
+      nu_dtype: dtype of ``nu`` and ``nu_max`` (default: float32 for 16-bit params, else the params' real
+        dtype).
 
-    - ``eps_hat=True`` reads ``eps`` as the paper's epsilon-hat of its "efficient" form (end of section 2),
-      ``sqrt(1 - b2^t) / (1 - b1^t) * v_t / (sqrt(s_t) + eps)``, which is Keras's ``epsilon``; it equals
-      the default form with ``eps * sqrt(1 - b2^t)`` in place of ``eps``.
-    - ``amsgrad="raw"`` divides by the running maximum of the raw ``s_t``, bias-corrected at the current
-      step (Reddi et al. 2018 as PyTorch and Keras compute it); ``amsgrad="corrected"`` by the running
-      maximum of the corrected ``s^_t`` (Optax's ``amsgrad``). Either way the state is
-      :class:`ScaleByAmsgradState`.
-    - ``mu_dtype`` and ``nu_dtype`` store the first moment ``v_t`` and the second moments (``s_t`` and its
-      maximum) in those dtypes (default: the params'), e.g. float32 moments for bfloat16 params.
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``count, mu, nu``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import adaptive_tx as atx
+      >>> tx = atx.scale_by_adam()
+      >>> g = jnp.array([0.5, -2.0])
+      >>> direction, state = tx.update(g, tx.init(g))  # t = 1: v^ = g and s^ = g^2, so about sign(g).
+      >>> print(*(f"{d:.6f}" for d in direction), int(state.count))
+      1.000000 -1.000000 1
     """
-    _moments.check_decay("b1", b1)
-    _moments.check_decay("b2", b2)
-    _moments.check_non_negative("eps", eps)
-    _moments.check_non_negative("eps_root", eps_root)
-    _moments.check_finite("initial_mu", initial_mu)
-    _moments.check_non_negative("initial_nu", initial_nu)
-    _moments.check_bool("eps_hat", eps_hat)
-    _moments.check_dtype("mu_dtype", mu_dtype)
-    _moments.check_dtype("nu_dtype", nu_dtype)
-    dtypes = {"v": mu_dtype, "s": nu_dtype, "s_max": nu_dtype}
+    _checks.check_decay("b1", b1)
+    _checks.check_decay("b2", b2)
+    _checks.check_non_negative("eps", eps)
+    _checks.check_non_negative("eps_root", eps_root)
+    _checks.check_finite("initial_mu", initial_mu)
+    _checks.check_non_negative("initial_nu", initial_nu)
+    _checks.check_bool("nesterov", nesterov)
+    _checks.check_bool("eps_hat", eps_hat)
+    _checks.check_dtype("mu_dtype", mu_dtype)
+    _checks.check_dtype("nu_dtype", nu_dtype)
     if amsgrad not in AMSGRAD_MODES:
         raise ValueError(f"amsgrad must be one of {AMSGRAD_MODES}, got {amsgrad!r}.")
+    fields = {
+        "mu": _leafwise.Field(initial_mu, dtype=mu_dtype),
+        "nu": _leafwise.Field(initial_nu, squared=True, dtype=nu_dtype),
+    }
 
-    def moments(dtype, g, v, s, count):
-        """The new moments, their bias-correction factors, and eps as the denominator adds it."""
-        b1_, b2_, eps_ = _moments.cast(dtype, b1, b2, eps)
-        v = _moments.leaky_average(v, g, b1_)  # Momentum's velocity.
-        s = _moments.leaky_average(s, g * g, b2_)  # RMSprop's mean square.
-        correction1 = _moments.bias_correction_factor(b1_, count, dtype)
-        correction2 = _moments.bias_correction_factor(b2_, count, dtype)
+    def moments(dtype, g, mu, nu, count):
+        """The new moments, the corrected first moment, the second's factor, and eps as the root adds it."""
+        b1_, b2_, eps_ = _leafwise.cast(dtype, b1, b2, eps)
+        mu = _math.leaky_average(mu, g, b1_)  # Momentum's velocity.
+        nu = _math.leaky_average(nu, _math.square(g), b2_)  # RMSprop's mean square.
+        correction1 = _math.bias_correction_factor(b1_, count, dtype)
+        correction2 = _math.bias_correction_factor(b2_, count, dtype)
+        mu_hat = _math.unbias(mu, correction1)
+        if nesterov:  # The velocity one step ahead, on the same gradient.
+            ahead = _math.bias_correction_factor(b1_, _leafwise.next_count(count), dtype)
+            mu_hat = _math.unbias(_math.scaled(mu, b1_), ahead) + _math.unbias(_math.scaled(g, 1 - b1_), correction1)
         if eps_hat:  # eps-hat / sqrt(1 - b2^t): the same step as Keras's, in the corrected variables.
             eps_ = eps_ / jnp.sqrt(correction2)
-        return v, s, correction1, correction2, eps_
+        return mu, nu, mu_hat, correction2, eps_
 
-    def direction(dtype, v_hat, s_hat, eps_):
-        (eps_root_,) = _moments.cast(dtype, eps_root)
-        return _moments.safe_divide(v_hat, _moments.rms(s_hat, eps_root_) + eps_)
+    def direction(dtype, mu_hat, nu_hat, eps_):
+        (eps_root_,) = _leafwise.cast(dtype, eps_root)
+        return _math.safe_divide(mu_hat, _math.rms(nu_hat, eps_root_) + eps_)
 
-    def step(dtype, g, v, s, *, count):
-        v, s, correction1, correction2, eps_ = moments(dtype, g, v, s, count)
-        return direction(dtype, v / correction1, s / correction2, eps_), v, s
+    def step(dtype, g, mu, nu, *, count):
+        mu, nu, mu_hat, correction2, eps_ = moments(dtype, g, mu, nu, count)
+        return direction(dtype, mu_hat, nu / correction2, eps_), mu, nu
 
-    def amsgrad_step(dtype, g, v, s, s_max, *, count):
-        v, s, correction1, correction2, eps_ = moments(dtype, g, v, s, count)
+    def amsgrad_step(dtype, g, mu, nu, nu_max, *, count):
+        mu, nu, mu_hat, correction2, eps_ = moments(dtype, g, mu, nu, count)
         if amsgrad == "raw":
-            s_max = jnp.maximum(s_max, s)
-            s_hat = s_max / correction2
+            nu_max = jnp.maximum(nu_max, nu)
+            nu_hat = nu_max / correction2
         else:
-            s_max = jnp.maximum(s_max, s / correction2)
-            s_hat = s_max
-        return direction(dtype, v / correction1, s_hat, eps_), v, s, s_max
+            nu_max = jnp.maximum(nu_max, nu / correction2)
+            nu_hat = nu_max
+        return direction(dtype, mu_hat, nu_hat, eps_), mu, nu, nu_max
 
     if amsgrad is None:
-        return _moments.leafwise_transformation(
-            ScaleByAdamState, step, counted=True, dtypes=dtypes, v=initial_mu, s=initial_nu
-        )
-    return _moments.leafwise_transformation(
-        ScaleByAmsgradState, amsgrad_step, counted=True, dtypes=dtypes, v=initial_mu, s=initial_nu, s_max=initial_nu
-    )
+        return _leafwise.transformation(ScaleByAdamState, step, fields, counted=True)
+    fields["nu_max"] = fields["nu"]
+    return _leafwise.transformation(ScaleByAmsgradState, amsgrad_step, fields, counted=True)
 
 
 def adam(
     learning_rate: optax.ScalarOrSchedule,
     *,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    eps_root: float = 0.0,
-    initial_mu: float = 0.0,
-    initial_nu: float = 0.0,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+    eps_root: ArrayLike = 0.0,
+    initial_mu: ArrayLike = 0.0,
+    initial_nu: ArrayLike = 0.0,
+    nesterov: bool = False,
+    eps_hat: bool = False,
+    amsgrad: str | None = None,
+    mu_dtype: DTypeLike | None = None,
+    nu_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adam, as the lecture (and the paper's Algorithm 1) writes it.
 
@@ -130,7 +160,8 @@ def adam(
     Momentum's velocity divided by RMSprop's root mean square. The bias correction undoes the pull of the
     zero initial values: on a constant gradient every step is exactly :math:`\eta` from :math:`t = 1`.
     :math:`\epsilon` sits outside the root (the paper's :math:`\epsilon`, not Keras's
-    :math:`\hat\epsilon`); :math:`\epsilon_{root}` inside it, for differentiating through the update.
+    :math:`\hat\epsilon`); :math:`\epsilon_{root}` inside it. The state is Optax's ``ScaleByAdamState``:
+    ``mu`` is :math:`v_t`, ``nu`` is :math:`s_t`, so Optax's tools and checkpoints find them by name.
 
     Args:
       learning_rate: :math:`\eta`, a float or an Optax schedule ``step -> float``.
@@ -140,6 +171,12 @@ def adam(
       eps_root: :math:`\epsilon_{root}`, added inside the square root (default ``0.0``).
       initial_mu: :math:`v_0`, the first moment's starting value (default ``0.0``).
       initial_nu: :math:`s_0`, the second moment's starting value (default ``0.0``).
+      nesterov: Nesterov's look-ahead on the first moment, as ``optax.adam(nesterov=True)`` (default ``False``).
+      eps_hat: read ``eps`` as the paper's (and Keras's) epsilon-hat (default ``False``).
+      amsgrad: ``None``, ``"raw"`` (PyTorch's and Keras's AMSGrad) or ``"corrected"`` (Optax's) (default
+        ``None``).
+      mu_dtype: dtype of the first moment (default: the params').
+      nu_dtype: dtype of the second moment (default: float32 for 16-bit params, else the params' real dtype).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -171,6 +208,21 @@ def adam(
 
     References:
       Kingma & Ba, *Adam: A Method for Stochastic Optimization*, ICLR 2015. https://arxiv.org/abs/1412.6980
+
+      Reddi, Kale & Kumar, *On the Convergence of Adam and Beyond*, ICLR 2018.
+      https://openreview.net/forum?id=ryQu7f-RZ
     """
-    block = scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root, initial_mu=initial_mu, initial_nu=initial_nu)
-    return _moments.descend(block, learning_rate)
+    block = scale_by_adam(
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        initial_mu=initial_mu,
+        initial_nu=initial_nu,
+        nesterov=nesterov,
+        eps_hat=eps_hat,
+        amsgrad=amsgrad,
+        mu_dtype=mu_dtype,
+        nu_dtype=nu_dtype,
+    )
+    return _leafwise.descend(block, learning_rate)

@@ -6,8 +6,9 @@ from typing import NamedTuple
 
 import jax
 import optax
+from jax.typing import ArrayLike
 
-from adaptive_tx import _moments
+from adaptive_tx import _checks, _leafwise, _math
 
 
 class BiasCorrectionState(NamedTuple):
@@ -16,7 +17,7 @@ class BiasCorrectionState(NamedTuple):
     count: jax.Array  # type: ignore[assignment]  # t: steps taken, int32 scalar; saturates at int32 max.
 
 
-def bias_correction(decay: float) -> optax.GradientTransformationExtraArgs:
+def bias_correction(decay: ArrayLike) -> optax.GradientTransformationExtraArgs:
     r"""Divide incoming updates by :math:`1 - \beta^t`, with its own step count :math:`t`.
 
     .. math::
@@ -52,21 +53,10 @@ def bias_correction(decay: float) -> optax.GradientTransformationExtraArgs:
       Kingma & Ba, *Adam: A Method for Stochastic Optimization*, ICLR 2015, section 3.
       https://arxiv.org/abs/1412.6980
     """
-    _moments.check_decay("decay", decay)
+    _checks.check_decay("decay", decay)
 
-    def init_fn(params):
-        del params  # The count is all the state there is.
-        return BiasCorrectionState(count=_moments.init_count())
+    def step(dtype, u, *, count):
+        (decay_,) = _leafwise.cast(dtype, decay)
+        return (_math.unbias(u, _math.bias_correction_factor(decay_, count, dtype)),)
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args  # Unused.
-        count = _moments.next_count(state.count)
-
-        def step(dtype, u):
-            (decay_,) = _moments.cast(dtype, decay)
-            return (u / _moments.bias_correction_factor(decay_, count, dtype),)
-
-        (updates,) = _moments.map_leaves(step, updates)
-        return updates, BiasCorrectionState(count=count)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _leafwise.transformation(BiasCorrectionState, step, {}, counted=True)

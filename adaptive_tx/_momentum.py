@@ -2,63 +2,95 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.typing import ArrayLike, DTypeLike
 
-from adaptive_tx import _moments
+from adaptive_tx import _checks, _leafwise, _math
 
 
 class ScaleByMomentumState(NamedTuple):
-    """State of :func:`scale_by_momentum`."""
+    """State of :func:`scale_by_momentum`: field for field Optax's ``TraceState``."""
+
+    trace: optax.Updates  # v_t: velocity, a leaky average of gradients; params' shape and dtype.
+
+
+class ScaleByMomentumWithCountState(NamedTuple):
+    """State of :func:`scale_by_momentum` with ``first_step_undampened=True``: a count beside Optax's trace."""
 
     count: jax.Array  # type: ignore[assignment]  # t: steps taken, int32 scalar; saturates at int32 max.
-    v: optax.Updates  # v_t: velocity, a leaky average of gradients; shape and dtype of params.
+    trace: optax.Updates  # v_t: velocity, a leaky average of gradients; params' shape and dtype.
 
 
 def scale_by_momentum(
-    beta: float = 0.9,
-    dampening: float | None = None,
-    nesterov: bool = False,
     *,
+    beta: ArrayLike = 0.9,
+    dampening: ArrayLike | None = None,
+    nesterov: bool = False,
     first_step_undampened: bool = False,
-    accumulator_dtype: Any = None,
+    accumulator_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Momentum's velocity ``v_t`` (or its Nesterov look-ahead), without learning rate or sign; see :func:`momentum`.
 
-    Knob beyond the lecture: ``first_step_undampened=True`` starts the velocity at ``v_1 = g_1`` whatever
-    the dampening, as PyTorch's SGD does (its buffer is created as a copy of the first gradient);
-    ``accumulator_dtype`` stores ``v_t`` in that dtype (default: the params').
-    """
-    _moments.check_decay("beta", beta)
-    if dampening is not None:
-        _moments.check_decay("dampening", dampening)
-    _moments.check_bool("nesterov", nesterov)
-    _moments.check_bool("first_step_undampened", first_step_undampened)
-    _moments.check_dtype("accumulator_dtype", accumulator_dtype)
+    Args:
+      beta: :math:`\\beta`, in [0, 1) (default ``0.9``).
+      dampening: :math:`d` in [0, 1); ``None`` means ``beta`` (the lecture's leaky average), ``0.0`` the
+        heavy ball (default ``None``).
+      nesterov: return ``beta v_t + (1 - d) g_t``, the velocity one step ahead (default ``False``).
+      first_step_undampened: start the velocity at ``v_1 = g_1`` whatever the dampening, as PyTorch's SGD
+        does (its buffer is created as a copy of the first gradient); the state then carries a count,
+        :class:`ScaleByMomentumWithCountState` (default ``False``).
+      accumulator_dtype: dtype of ``v_t`` (default: the params').
 
-    def step(dtype, g, v, *, count):
-        beta_, dampening_ = _moments.cast(dtype, beta, beta if dampening is None else dampening)
-        if first_step_undampened:
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``trace``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import adaptive_tx as atx
+      >>> tx = atx.scale_by_momentum(beta=0.5)
+      >>> g = jnp.array([4.0])
+      >>> state = tx.init(g)
+      >>> for _ in range(3):  # The leaky average of a constant gradient: 2, 3, 3.5 -> 4.
+      ...     direction, state = tx.update(g, state)
+      ...     print(f"{direction[0]:.2f}")
+      2.00
+      3.00
+      3.50
+    """
+    _checks.check_decay("beta", beta)
+    if dampening is not None:
+        _checks.check_decay("dampening", dampening)
+    _checks.check_bool("nesterov", nesterov)
+    _checks.check_bool("first_step_undampened", first_step_undampened)
+    _checks.check_dtype("accumulator_dtype", accumulator_dtype)
+    fields = {"trace": _leafwise.Field(0.0, dtype=accumulator_dtype)}
+
+    def step(dtype, g, v, count=None):
+        beta_, dampening_ = _leafwise.cast(dtype, beta, beta if dampening is None else dampening)
+        if count is not None:  # first_step_undampened
             dampening_ = jnp.where(count == 1, jnp.zeros_like(dampening_), dampening_)
-        v = _moments.leaky_average(v, g, beta_, dampening_)
+        v = _math.leaky_average(v, g, beta_, dampening_)
         if nesterov:  # Look one step ahead: the velocity the next step would have on the same gradient.
-            return _moments.leaky_average(v, g, beta_, dampening_), v
+            return _math.leaky_average(v, g, beta_, dampening_), v
         return v, v
 
-    return _moments.leafwise_transformation(
-        ScaleByMomentumState, step, counted=True, dtypes={"v": accumulator_dtype}, v=0.0
-    )
+    if first_step_undampened:
+        return _leafwise.transformation(ScaleByMomentumWithCountState, step, fields, counted=True)
+    return _leafwise.transformation(ScaleByMomentumState, step, fields)
 
 
 def momentum(
     learning_rate: optax.ScalarOrSchedule,
     *,
-    beta: float = 0.9,
-    dampening: float | None = None,
+    beta: ArrayLike = 0.9,
+    dampening: ArrayLike | None = None,
     nesterov: bool = False,
+    first_step_undampened: bool = False,
+    accumulator_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Gradient descent with momentum, as the lecture writes it.
 
@@ -69,7 +101,8 @@ def momentum(
     gradients; :math:`d = 0` is Polyak's heavy ball (PyTorch's ``SGD(momentum=beta)`` after its first
     step, and ``optax.sgd(momentum=beta)``), whose steps are :math:`1/(1-\beta)` times larger.
     With ``nesterov=True`` the applied step looks ahead:
-    :math:`w_t = w_{t-1} - \eta\, (\beta v_t + (1 - d)\, g_t)`.
+    :math:`w_t = w_{t-1} - \eta\, (\beta v_t + (1 - d)\, g_t)`. The state is Optax's ``TraceState``:
+    ``trace`` is :math:`v_t`.
 
     Args:
       learning_rate: :math:`\eta`, a float or an Optax schedule ``step -> float``.
@@ -77,6 +110,8 @@ def momentum(
       dampening: :math:`d`, in [0, 1): how much of each gradient is held back; ``None`` (default) means
         :math:`d = \beta` (leaky average), ``0.0`` the heavy ball.
       nesterov: use Nesterov's look-ahead step (default ``False``).
+      first_step_undampened: :math:`v_1 = g_1` whatever :math:`d`, as PyTorch's SGD (default ``False``).
+      accumulator_dtype: dtype of :math:`v_t` (default: the params').
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -103,5 +138,11 @@ def momentum(
       Sutskever, Martens, Dahl & Hinton, *On the importance of initialization and momentum in deep
       learning*, ICML 2013. https://proceedings.mlr.press/v28/sutskever13.html
     """
-    block = scale_by_momentum(beta=beta, dampening=dampening, nesterov=nesterov)
-    return _moments.descend(block, learning_rate)
+    block = scale_by_momentum(
+        beta=beta,
+        dampening=dampening,
+        nesterov=nesterov,
+        first_step_undampened=first_step_undampened,
+        accumulator_dtype=accumulator_dtype,
+    )
+    return _leafwise.descend(block, learning_rate)

@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.typing import ArrayLike, DTypeLike
 
-from adaptive_tx import _moments
+from adaptive_tx import _checks, _leafwise, _math
 
 
 class ScaleByNadamState(NamedTuple):
     """State of :func:`scale_by_nadam`."""
 
     count: jax.Array  # type: ignore[assignment]  # t: steps taken, int32 scalar; saturates at int32 max.
-    mu_product: jax.Array  # Pi_t = mu_1 ... mu_t, float scalar (float64 under jax_enable_x64).
-    v: optax.Updates  # v_t: leaky average of gradients; shape of params, dtype mu_dtype or the params'.
-    s: optax.Updates  # s_t: leaky average of squared gradients; shape of params, dtype nu_dtype or the params'.
+    mu_product: jax.Array  # Pi_t = mu_1 ... mu_t, float scalar (float64 under jax_enable_x64); not in Optax's.
+    mu: optax.Updates  # v_t: leaky average of gradients; params' shape, mu_dtype or the params' dtype.
+    nu: optax.Updates  # s_t: leaky average of |g|^2; params' shape, real, nu_dtype or the policy's.
 
 
 def scale_by_nadam(
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    momentum_decay: float = 4e-3,
     *,
-    mu_dtype: Any = None,
-    nu_dtype: Any = None,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
+    momentum_decay: ArrayLike = 4e-3,
+    mu_dtype: DTypeLike | None = None,
+    nu_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""NAdam's direction, without learning rate or sign: Adam with a Nesterov look-ahead on the momentum.
 
@@ -48,10 +49,11 @@ def scale_by_nadam(
       eps: :math:`\epsilon`, outside the root (default ``1e-8``).
       momentum_decay: :math:`\psi` >= 0, possibly ``inf`` (default ``4e-3``, PyTorch's).
       mu_dtype: dtype of :math:`v_t` (default: the params').
-      nu_dtype: dtype of :math:`s_t` (default: the params').
+      nu_dtype: dtype of :math:`s_t` (default: float32 for 16-bit params, else the params' real dtype).
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      An ``optax.GradientTransformationExtraArgs``; its state has Optax's ``count, mu, nu`` and, beyond
+      Optax's, the product :math:`\Pi_t` of the momentum schedule, ``mu_product``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -71,45 +73,38 @@ def scale_by_nadam(
       Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop.
       https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ
     """
-    _moments.check_decay("b1", b1)
-    _moments.check_decay("b2", b2)
-    _moments.check_non_negative("eps", eps)
-    if _moments.check_number("momentum_decay", momentum_decay) and not momentum_decay >= 0:
-        raise ValueError(f"momentum_decay must be >= 0 (inf allowed), got {momentum_decay!r}.")
-    _moments.check_dtype("mu_dtype", mu_dtype)
-    _moments.check_dtype("nu_dtype", nu_dtype)
+    _checks.check_decay("b1", b1)
+    _checks.check_decay("b2", b2)
+    _checks.check_non_negative("eps", eps)
+    _checks.check_non_negative("momentum_decay", momentum_decay, allow_inf=True)
+    _checks.check_dtype("mu_dtype", mu_dtype)
+    _checks.check_dtype("nu_dtype", nu_dtype)
+    fields = {
+        "mu": _leafwise.Field(0.0, dtype=mu_dtype),
+        "nu": _leafwise.Field(0.0, squared=True, dtype=nu_dtype),
+    }
 
     def momentum_at(t, dtype):
-        b1_, psi = _moments.cast(dtype, b1, momentum_decay)
+        b1_, psi = _leafwise.cast(dtype, b1, momentum_decay)
         return b1_ * (1 - 0.5 * jnp.asarray(0.96, dtype) ** (t * psi))
 
-    def init_fn(params):
-        return ScaleByNadamState(
-            count=_moments.init_count(),
-            mu_product=jnp.ones([], jnp.result_type(float)),
-            v=_moments.full_like_params(params, 0.0, mu_dtype),
-            s=_moments.full_like_params(params, 0.0, nu_dtype),
-        )
+    def schedule(count, mu_product):
+        """mu_t, mu_{t+1} and their running products, once per step in the scalar state's precision."""
+        t = count.astype(mu_product.dtype)
+        mu, mu_next = momentum_at(t, mu_product.dtype), momentum_at(t + 1, mu_product.dtype)
+        product = mu_product * mu
+        per_step = {"mu_t": mu, "mu_next": mu_next, "product": product, "product_next": product * mu_next}
+        return {"mu_product": product}, per_step
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args  # Unused.
-        count = _moments.next_count(state.count)
-        scalar = state.mu_product.dtype
-        t = count.astype(scalar)
-        mu, mu_next = momentum_at(t, scalar), momentum_at(t + 1, scalar)
-        product = state.mu_product * mu
-        product_next = product * mu_next
+    def step(dtype, g, mu, nu, *, count, mu_t, mu_next, product, product_next):
+        b1_, b2_, eps_ = _leafwise.cast(dtype, b1, b2, eps)
+        mu_t, mu_next, product, product_next = _leafwise.cast(dtype, mu_t, mu_next, product, product_next)
+        mu = _math.leaky_average(mu, g, b1_)
+        nu = _math.leaky_average(nu, _math.square(g), b2_)
+        nu_hat = nu / _math.bias_correction_factor(b2_, count, dtype)
+        look_ahead = _math.scaled(mu, mu_next / (1 - product_next)) + _math.scaled(g, (1 - mu_t) / (1 - product))
+        return _math.safe_divide(look_ahead, _math.safe_sqrt(nu_hat) + eps_), mu, nu
 
-        def step(dtype, g, v, s):
-            b1_, b2_, eps_ = _moments.cast(dtype, b1, b2, eps)
-            mu_, mu_next_, product_, product_next_ = _moments.cast(dtype, mu, mu_next, product, product_next)
-            v = _moments.leaky_average(v, g, b1_)
-            s = _moments.leaky_average(s, g * g, b2_)
-            s_hat = s / _moments.bias_correction_factor(b2_, count, dtype)
-            look_ahead = mu_next_ * v / (1 - product_next_) + (1 - mu_) * g / (1 - product_)
-            return _moments.safe_divide(look_ahead, jnp.sqrt(s_hat) + eps_), v, s
-
-        directions, v, s = _moments.map_leaves(step, updates, state.v, state.s)
-        return directions, ScaleByNadamState(count=count, mu_product=product, v=v, s=s)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return _leafwise.transformation(
+        ScaleByNadamState, step, fields, counted=True, scalars={"mu_product": 1.0}, schedule=schedule
+    )

@@ -2,76 +2,101 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import optax
+from jax.typing import ArrayLike, DTypeLike
 
-from adaptive_tx import _moments
+from adaptive_tx import _checks, _leafwise, _math
+from adaptive_tx._momentum import scale_by_momentum
 
 
 class ScaleByRmsState(NamedTuple):
-    """State of :func:`scale_by_rms`."""
+    """State of :func:`scale_by_rms`: field for field Optax's ``ScaleByRmsState``."""
 
-    s: optax.Updates  # s_t: leaky average of squared gradients; shape and dtype of params.
+    nu: optax.Updates  # s_t: leaky average of |g|^2; params' shape, real, accumulator_dtype or the policy's.
 
 
 class ScaleByCenteredRmsState(NamedTuple):
-    """State of :func:`scale_by_rms` with ``centered=True``."""
+    """State of :func:`scale_by_rms` with ``centered=True``: Optax's ``ScaleByRStdDevState``."""
 
-    s: optax.Updates  # s_t: leaky average of squared gradients; shape and dtype of params.
-    g_bar: optax.Updates  # g-bar_t: leaky average of gradients; shape and dtype of params.
+    mu: optax.Updates  # g-bar_t: leaky average of gradients; params' shape and dtype.
+    nu: optax.Updates  # s_t: leaky average of |g|^2; params' shape, real, accumulator_dtype or the policy's.
 
 
 def scale_by_rms(
-    decay: float = 0.9,
-    eps: float = 1e-8,
-    initial_scale: float = 0.0,
     *,
+    decay: ArrayLike = 0.9,
+    eps: ArrayLike = 1e-8,
+    initial_scale: ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     centered: bool = False,
-    accumulator_dtype: Any = None,
+    accumulator_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """RMSprop's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`rmsprop`.
 
-    Knobs beyond the lecture: ``eps_in_sqrt=False`` divides by ``sqrt(s_t) + eps`` (PyTorch);
-    ``centered=True`` subtracts the squared leaky average of gradients, ``sqrt(s_t - g_bar_t^2 + eps)``
-    (Graves 2013; clamped at 0 against rounding), with state :class:`ScaleByCenteredRmsState`;
-    ``accumulator_dtype`` stores the averages in that dtype (default: the params').
+    Args:
+      decay: :math:`\\beta`, in [0, 1) (default ``0.9``).
+      eps: :math:`\\epsilon` (default ``1e-8``).
+      initial_scale: :math:`s_0`, >= 0 (default ``0.0``).
+      eps_in_sqrt: ``False`` divides by ``sqrt(s_t) + eps`` (PyTorch) instead of ``sqrt(s_t + eps)``
+        (default ``True``).
+      centered: subtract the squared leaky average of gradients, ``sqrt(s_t - |g_bar_t|^2 + eps)`` (Graves
+        2013; clamped at 0 against rounding); the state is then :class:`ScaleByCenteredRmsState` (default
+        ``False``).
+      accumulator_dtype: dtype of the averages (default: the policy's: float32 for the mean square of
+        16-bit params, the params' dtype for the mean gradient).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``nu``; centered ``mu, nu``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import adaptive_tx as atx
+      >>> tx = atx.scale_by_rms(decay=0.5)
+      >>> g = jnp.array([3.0, -4.0])
+      >>> direction, state = tx.update(g, tx.init(g))  # g / sqrt((1 - 0.5) g^2) = sign(g) sqrt(2).
+      >>> print(*(f"{d:.4f}" for d in direction))
+      1.4142 -1.4142
     """
-    _moments.check_decay("decay", decay)
-    _moments.check_non_negative("eps", eps)
-    _moments.check_non_negative("initial_scale", initial_scale)
-    _moments.check_bool("eps_in_sqrt", eps_in_sqrt)
-    _moments.check_bool("centered", centered)
-    _moments.check_dtype("accumulator_dtype", accumulator_dtype)
-    dtypes = {"s": accumulator_dtype, "g_bar": accumulator_dtype}
+    _checks.check_decay("decay", decay)
+    _checks.check_non_negative("eps", eps)
+    _checks.check_non_negative("initial_scale", initial_scale)
+    _checks.check_bool("eps_in_sqrt", eps_in_sqrt)
+    _checks.check_bool("centered", centered)
+    _checks.check_dtype("accumulator_dtype", accumulator_dtype)
+    nu = _leafwise.Field(initial_scale, squared=True, dtype=accumulator_dtype)
 
-    def step(dtype, g, s):
-        decay_, eps_ = _moments.cast(dtype, decay, eps)
-        s = _moments.leaky_average(s, g * g, decay_)
-        return _moments.safe_divide(g, _moments.rms(s, eps_, eps_in_sqrt)), s
+    def step(dtype, g, nu):
+        decay_, eps_ = _leafwise.cast(dtype, decay, eps)
+        nu = _math.leaky_average(nu, _math.square(g), decay_)
+        return _math.safe_divide(g, _math.rms(nu, eps_, eps_in_sqrt)), nu
 
-    def centered_step(dtype, g, s, g_bar):
-        decay_, eps_ = _moments.cast(dtype, decay, eps)
-        s = _moments.leaky_average(s, g * g, decay_)
-        g_bar = _moments.leaky_average(g_bar, g, decay_)
-        variance = jnp.maximum(s - g_bar * g_bar, 0)
-        return _moments.safe_divide(g, _moments.rms(variance, eps_, eps_in_sqrt)), s, g_bar
+    def centered_step(dtype, g, mu, nu):
+        decay_, eps_ = _leafwise.cast(dtype, decay, eps)
+        mu = _math.leaky_average(mu, g, decay_)
+        nu = _math.leaky_average(nu, _math.square(g), decay_)
+        variance = jnp.maximum(nu - _math.square(mu), 0)
+        return _math.safe_divide(g, _math.rms(variance, eps_, eps_in_sqrt)), mu, nu
 
     if centered:
-        return _moments.leafwise_transformation(
-            ScaleByCenteredRmsState, centered_step, dtypes=dtypes, s=initial_scale, g_bar=0.0
-        )
-    return _moments.leafwise_transformation(ScaleByRmsState, step, dtypes=dtypes, s=initial_scale)
+        fields = {"mu": _leafwise.Field(0.0, dtype=accumulator_dtype), "nu": nu}
+        return _leafwise.transformation(ScaleByCenteredRmsState, centered_step, fields)
+    return _leafwise.transformation(ScaleByRmsState, step, {"nu": nu})
 
 
 def rmsprop(
     learning_rate: optax.ScalarOrSchedule,
     *,
-    decay: float = 0.9,
-    eps: float = 1e-8,
-    initial_scale: float = 0.0,
+    decay: ArrayLike = 0.9,
+    eps: ArrayLike = 1e-8,
+    initial_scale: ArrayLike = 0.0,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum: ArrayLike | None = None,
+    nesterov: bool = False,
+    accumulator_dtype: DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""RMSprop, as the lecture writes it.
 
@@ -81,13 +106,20 @@ def rmsprop(
 
     AdaGrad's sum forgets nothing, so its steps shrink forever; RMSprop forgets old gradients at rate
     :math:`\beta` and keeps the step size from decaying. There is no bias correction: with :math:`s_0 = 0`
-    the first step is :math:`\eta / \sqrt{1 - \beta}` times the gradient's sign.
+    the first step is :math:`\eta / \sqrt{1 - \beta}` times the gradient's sign. The state is Optax's:
+    ``nu`` is :math:`s_t`, and the chain has Optax's three parts (block, learning rate, momentum).
 
     Args:
       learning_rate: :math:`\eta`, a float or an Optax schedule ``step -> float``.
       decay: :math:`\beta`, the forgetting rate of the average, in [0, 1) (default ``0.9``).
       eps: :math:`\epsilon`, added inside the square root (default ``1e-8``).
       initial_scale: :math:`s_0`, the starting mean square (default ``0.0``; TF1 used ``1.0``).
+      eps_in_sqrt: ``False`` puts :math:`\epsilon` outside the root, as PyTorch does (default ``True``).
+      centered: divide by the root of the variance, :math:`s_t - \bar g_t^2` (default ``False``).
+      momentum: heavy-ball momentum :math:`\mu` on the step, ``b = mu b + step``, as
+        ``optax.rmsprop(momentum=)`` places it (after the learning rate); ``None`` for none (default).
+      nesterov: Nesterov's look-ahead on that momentum (default ``False``; needs ``momentum``).
+      accumulator_dtype: dtype of the averages (default: float32 for the mean square of 16-bit params).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -109,5 +141,21 @@ def rmsprop(
       Tieleman & Hinton, *Lecture 6e: rmsprop: Divide the gradient by a running average of its recent
       magnitude*, COURSERA: Neural Networks for Machine Learning, 2012.
       https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf
+
+      Graves, *Generating Sequences With Recurrent Neural Networks*, 2013. https://arxiv.org/abs/1308.0850
     """
-    return _moments.descend(scale_by_rms(decay=decay, eps=eps, initial_scale=initial_scale), learning_rate)
+    _checks.check_bool("nesterov", nesterov)
+    if nesterov and momentum is None:
+        raise ValueError("nesterov=True needs a momentum: pass momentum=0.9, say.")
+    block = scale_by_rms(
+        decay=decay,
+        eps=eps,
+        initial_scale=initial_scale,
+        eps_in_sqrt=eps_in_sqrt,
+        centered=centered,
+        accumulator_dtype=accumulator_dtype,
+    )
+    heavy_ball = (
+        optax.identity() if momentum is None else scale_by_momentum(beta=momentum, dampening=0.0, nesterov=nesterov)
+    )
+    return _leafwise.descend(block, learning_rate, then=heavy_ball)

@@ -1,15 +1,20 @@
-"""The one registry of optimizers under test, and the float64 NumPy oracles of the lecture's equations.
+"""The one registry of transformations under test, and the float64 NumPy oracles of the lecture's equations.
 
-Every property test runs over ``OPTIMIZERS``; what differs between optimizers (hyperparameters for each
-problem, which arguments are accumulators) lives on the ``Case``, never as name lists inside tests.
+``REGISTRY`` holds every public transformation: the five optimizers, each building block with each knob
+setting, NAdam, ``bias_correction`` and the fourteen compat functions. Every property test runs over it;
+what differs between entries (hyperparameters, which ones are decays, how eps is set to 0, whether complex
+params make sense) lives on the ``Entry``, never as name lists inside tests. ``OPTIMIZERS`` adds, for the
+five optimizers, their oracles and the problems they are known to solve.
 
-The oracles are independent transcriptions of ../shared/DESIGN.md "The equations" in float64 NumPy, one
-leaf at a time: they share no code with ``adaptive_tx``.
+The oracles are independent transcriptions of the lecture's equations (README.md, "The five optimizers")
+in float64 (or complex128) NumPy, one leaf at a time: they share no code with ``adaptive_tx``. Squares are
+``|g|^2``, so the same oracles serve complex parameters.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,8 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import adaptive_tx as atx
+import adaptive_tx.compat.keras as kt
+import adaptive_tx.compat.torch as tt
 
 # ----------------------------------------------------------------------------- float64 NumPy oracles
 # Each oracle is (init(w, **hp) -> state, step(g, state, **hp) -> (update, state)), per leaf, where the
@@ -26,31 +34,31 @@ import adaptive_tx as atx
 
 
 def _adagrad_init(w, initial_accumulator=0.0, **_):
-    return {"s": np.full_like(w, initial_accumulator)}
+    return {"s": np.full(np.shape(w), initial_accumulator)}
 
 
 def _adagrad_step(g, st, learning_rate, eps=1e-8, **_):
-    s = st["s"] + g**2
+    s = st["s"] + np.abs(g) ** 2
     return -learning_rate / np.sqrt(s + eps) * g, {"s": s}
 
 
 def _rmsprop_init(w, initial_scale=0.0, **_):
-    return {"s": np.full_like(w, initial_scale)}
+    return {"s": np.full(np.shape(w), initial_scale)}
 
 
 def _rmsprop_step(g, st, learning_rate, decay=0.9, eps=1e-8, **_):
-    s = decay * st["s"] + (1 - decay) * g**2
+    s = decay * st["s"] + (1 - decay) * np.abs(g) ** 2
     return -learning_rate / np.sqrt(s + eps) * g, {"s": s}
 
 
 def _adadelta_init(w, initial_scale=0.0, initial_delta=0.0, **_):
-    return {"s": np.full_like(w, initial_scale), "dw": np.full_like(w, initial_delta)}
+    return {"s": np.full(np.shape(w), initial_scale), "dw": np.full(np.shape(w), initial_delta)}
 
 
 def _adadelta_step(g, st, learning_rate=1.0, rho=0.9, eps=1e-6, **_):
-    s = rho * st["s"] + (1 - rho) * g**2
+    s = rho * st["s"] + (1 - rho) * np.abs(g) ** 2
     g_prime = np.sqrt(st["dw"] + eps) / np.sqrt(s + eps) * g
-    dw = rho * st["dw"] + (1 - rho) * g_prime**2
+    dw = rho * st["dw"] + (1 - rho) * np.abs(g_prime) ** 2
     return -learning_rate * g_prime, {"s": s, "dw": dw}
 
 
@@ -66,13 +74,13 @@ def _momentum_step(g, st, learning_rate, beta=0.9, dampening=None, nesterov=Fals
 
 
 def _adam_init(w, initial_mu=0.0, initial_nu=0.0, **_):
-    return {"t": 0, "v": np.full_like(w, initial_mu), "s": np.full_like(w, initial_nu)}
+    return {"t": 0, "v": np.full_like(w, initial_mu), "s": np.full(np.shape(w), initial_nu)}
 
 
 def _adam_step(g, st, learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, **_):
     t = st["t"] + 1
     v = b1 * st["v"] + (1 - b1) * g
-    s = b2 * st["s"] + (1 - b2) * g**2
+    s = b2 * st["s"] + (1 - b2) * np.abs(g) ** 2
     v_hat = v / (1 - b1**t)
     s_hat = s / (1 - b2**t)
     return -learning_rate / (np.sqrt(s_hat + eps_root) + eps) * v_hat, {"t": t, "v": v, "s": s}
@@ -217,7 +225,7 @@ def oracle_run(case: Case, kwargs: Mapping[str, Any], params: Any, grad_fn: Call
     """The oracle's parameter trajectory ``[w_1, ..., w_steps]`` (pytrees of float64 NumPy arrays)."""
     init, step = case.oracle
     leaves, treedef = jax.tree.flatten(params)
-    leaves = [np.asarray(x, np.float64) for x in leaves]
+    leaves = [np.asarray(x, np.complex128 if np.iscomplexobj(x) else np.float64) for x in leaves]
     states = [init(w, **kwargs) for w in leaves]
     out = []
     for t in range(steps):
@@ -265,3 +273,370 @@ def max_relative_error(actual: Any, expected: Any) -> float:
         expected,
     )
     return max(jax.tree.leaves(errors))
+
+
+# ----------------------------------------------------------------------------- the registry of every transformation
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One public transformation with one setting of its arguments.
+
+    Attributes:
+      name: the test id.
+      make: the public factory (or, for PyTorch's ``betas``, a thin adapter that takes them one by one).
+      kwargs: arguments far from the defaults, so that every term of the update matters.
+      decays: the numeric arguments that are learning rates or decays: differentiated in the gradient tests.
+      zero_eps: overrides that set eps (and squared accumulators' initial values, and weight decay) to 0,
+        so that coordinates with exactly zero gradient give 0/0 inside the update; ``eps_note`` says why an
+        entry keeps its eps.
+      block: True for a building block (no learning rate, no sign): tests chain it with ``optax.scale``.
+      complex: overrides for the complex-params test (a real initial first moment does not rotate with the
+        gradients); None where complex params are not supported (the compat functions).
+    """
+
+    name: str
+    make: Callable[..., optax.GradientTransformation]
+    kwargs: Mapping[str, Any]
+    decays: tuple[str, ...]
+    zero_eps: Mapping[str, Any]
+    block: bool = False
+    complex: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)
+    eps_note: str = ""
+
+    def __call__(self, **overrides: Any) -> optax.GradientTransformation:
+        return self.make(**{**self.kwargs, **overrides})
+
+    def __str__(self) -> str:  # pytest ids
+        return self.name
+
+
+def _torch_betas(factory):
+    """PyTorch's ``betas=(b1, b2)`` as two arguments, so each can be injected and differentiated."""
+
+    def make(b1, b2, **kwargs):
+        return factory(betas=(b1, b2), **kwargs)
+
+    parameters = [p for p in inspect.signature(factory).parameters.values() if p.name != "betas"]
+    betas = [inspect.Parameter(b, inspect.Parameter.KEYWORD_ONLY, default=d) for b, d in (("b1", 0.9), ("b2", 0.999))]
+    keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters]
+    make.__signature__ = inspect.Signature(keyword + betas)  # type: ignore[attr-defined]
+    make.__name__ = factory.__name__
+    return make
+
+
+_ZERO_L2 = {"weight_decay": 0.0}
+_NO_EPS_ADADELTA = "Adadelta with eps = 0 never moves unless initial_delta > 0, which this signature lacks"
+
+REGISTRY = [
+    # The five optimizers, as the oracle cases set them (every term of the equation matters).
+    Entry(
+        "adagrad", atx.adagrad, OPTIMIZERS[0].unusual[0], ("learning_rate",), {"eps": 0.0, "initial_accumulator": 0.0}
+    ),
+    Entry(
+        "rmsprop",
+        atx.rmsprop,
+        OPTIMIZERS[1].unusual[0],
+        ("learning_rate", "decay"),
+        {"eps": 0.0, "initial_scale": 0.0},
+    ),
+    Entry(
+        "adadelta",
+        atx.adadelta,
+        OPTIMIZERS[2].unusual[0],
+        ("learning_rate", "rho"),
+        {"eps": 0.0, "initial_scale": 0.0, "initial_delta": 0.2},
+    ),
+    Entry("momentum", atx.momentum, OPTIMIZERS[3].unusual[0], ("learning_rate", "beta", "dampening"), {}),
+    Entry(
+        "adam",
+        atx.adam,
+        OPTIMIZERS[4].unusual[0],
+        ("learning_rate", "b1", "b2"),
+        {"eps": 0.0, "eps_root": 0.0, "initial_nu": 0.0},
+        complex={"initial_mu": 0.0},
+    ),
+    # The optimizers' own knobs.
+    Entry(
+        "rmsprop-centered-momentum-nesterov",
+        atx.rmsprop,
+        {"learning_rate": 0.02, "decay": 0.8, "eps": 0.1, "centered": True, "momentum": 0.7, "nesterov": True},
+        ("learning_rate", "decay", "momentum"),
+        {"eps": 0.0},
+    ),
+    Entry(
+        "adam-nesterov-amsgrad",
+        atx.adam,
+        {"learning_rate": 0.05, "b1": 0.8, "b2": 0.9, "eps": 0.1, "nesterov": True, "amsgrad": "corrected"},
+        ("learning_rate", "b1", "b2"),
+        {"eps": 0.0},
+    ),
+    # Each building block with each knob setting.
+    Entry(
+        "scale_by_adagrad",
+        atx.scale_by_adagrad,
+        {"eps": 0.1, "initial_accumulator": 0.5},
+        (),
+        {"eps": 0.0, "initial_accumulator": 0.0},
+        block=True,
+    ),
+    Entry(
+        "scale_by_adagrad-eps-outside",
+        atx.scale_by_adagrad,
+        {"eps": 0.1, "eps_in_sqrt": False},
+        (),
+        {"eps": 0.0},
+        block=True,
+    ),
+    Entry(
+        "scale_by_rms",
+        atx.scale_by_rms,
+        {"decay": 0.5, "eps": 0.1, "initial_scale": 2.0},
+        ("decay",),
+        {"eps": 0.0, "initial_scale": 0.0},
+        block=True,
+    ),
+    Entry(
+        "scale_by_rms-eps-outside",
+        atx.scale_by_rms,
+        {"decay": 0.7, "eps": 0.1, "eps_in_sqrt": False},
+        ("decay",),
+        {"eps": 0.0},
+        block=True,
+    ),
+    Entry(
+        "scale_by_rms-centered",
+        atx.scale_by_rms,
+        {"decay": 0.8, "eps": 0.1, "centered": True},
+        ("decay",),
+        {"eps": 0.0},
+        block=True,
+    ),
+    Entry(
+        "scale_by_adadelta",
+        atx.scale_by_adadelta,
+        {"rho": 0.5, "eps": 0.1, "initial_scale": 0.3, "initial_delta": 0.2},
+        ("rho",),
+        {"eps": 0.0, "initial_scale": 0.0},
+        block=True,
+    ),
+    Entry(
+        "scale_by_momentum",
+        atx.scale_by_momentum,
+        {"beta": 0.5, "dampening": 0.25},
+        ("beta", "dampening"),
+        {},
+        block=True,
+    ),
+    Entry(
+        "scale_by_momentum-heavy-ball-nesterov",
+        atx.scale_by_momentum,
+        {"beta": 0.8, "dampening": 0.0, "nesterov": True},
+        ("beta",),
+        {},
+        block=True,
+    ),
+    Entry(
+        "scale_by_momentum-first-step-undampened",
+        atx.scale_by_momentum,
+        {"beta": 0.8, "dampening": 0.3, "first_step_undampened": True},
+        ("beta", "dampening"),
+        {},
+        block=True,
+    ),
+    Entry(
+        "scale_by_adam",
+        atx.scale_by_adam,
+        {"b1": 0.5, "b2": 0.8, "eps": 0.1, "eps_root": 0.01, "initial_mu": -0.3, "initial_nu": 0.4},
+        ("b1", "b2"),
+        {"eps": 0.0, "eps_root": 0.0, "initial_nu": 0.0, "initial_mu": 0.0},
+        block=True,
+        complex={"initial_mu": 0.0},
+    ),
+    Entry(
+        "scale_by_adam-nesterov",
+        atx.scale_by_adam,
+        {"b1": 0.7, "b2": 0.9, "eps": 0.1, "nesterov": True},
+        ("b1", "b2"),
+        {"eps": 0.0},
+        block=True,
+    ),
+    Entry(
+        "scale_by_adam-eps-hat",
+        atx.scale_by_adam,
+        {"b1": 0.7, "b2": 0.9, "eps": 0.1, "eps_hat": True},
+        ("b1", "b2"),
+        {"eps": 0.0},
+        block=True,
+    ),
+    Entry(
+        "scale_by_adam-amsgrad-raw",
+        atx.scale_by_adam,
+        {"b1": 0.7, "b2": 0.9, "eps": 0.1, "amsgrad": "raw"},
+        ("b1", "b2"),
+        {"eps": 0.0},
+        block=True,
+    ),
+    Entry(
+        "scale_by_adam-amsgrad-corrected",
+        atx.scale_by_adam,
+        {"b1": 0.7, "b2": 0.9, "eps": 0.1, "amsgrad": "corrected"},
+        ("b1", "b2"),
+        {"eps": 0.0},
+        block=True,
+    ),
+    Entry(
+        "scale_by_nadam",
+        atx.scale_by_nadam,
+        {"b1": 0.8, "b2": 0.9, "eps": 0.1, "momentum_decay": 0.1},
+        ("b1", "b2", "momentum_decay"),
+        {"eps": 0.0},
+        block=True,
+    ),
+    Entry(
+        "scale_by_nadam-keras",
+        atx.scale_by_nadam,
+        {"b1": 0.8, "b2": 0.9, "eps": 0.1, "momentum_decay": 1.0},
+        ("b1", "b2"),
+        {"eps": 0.0},
+        block=True,
+    ),
+    Entry("bias_correction", atx.bias_correction, {"decay": 0.8}, ("decay",), {}, block=True),
+    # The compat functions, with the knobs that change their numbers set.
+    Entry(
+        "torch.adagrad",
+        tt.adagrad,
+        {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1, "initial_accumulator_value": 0.5, "eps": 0.1},
+        ("lr", "lr_decay"),
+        {"eps": 0.0, "initial_accumulator_value": 0.0, **_ZERO_L2},
+        complex=None,
+    ),
+    Entry(
+        "torch.rmsprop",
+        tt.rmsprop,
+        {"lr": 0.01, "alpha": 0.9, "eps": 0.1, "weight_decay": 0.1, "momentum": 0.5, "centered": True},
+        ("lr", "alpha", "momentum"),
+        {"eps": 0.0, **_ZERO_L2},
+        complex=None,
+    ),
+    Entry(
+        "torch.adadelta",
+        tt.adadelta,
+        {"lr": 0.7, "rho": 0.5, "eps": 0.1, "weight_decay": 0.1},
+        ("lr", "rho"),
+        _ZERO_L2,
+        complex=None,
+        eps_note=_NO_EPS_ADADELTA,
+    ),
+    Entry(
+        "torch.sgd",
+        tt.sgd,
+        {"lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.1},
+        ("lr", "momentum", "dampening"),
+        _ZERO_L2,
+        complex=None,
+    ),
+    Entry(
+        "torch.sgd-nesterov",
+        tt.sgd,
+        {"lr": 0.05, "momentum": 0.9, "nesterov": True, "maximize": True},
+        ("lr", "momentum"),
+        {},
+        complex=None,
+    ),
+    Entry(
+        "torch.adam",
+        _torch_betas(tt.adam),
+        {"lr": 0.05, "b1": 0.8, "b2": 0.9, "eps": 0.1, "weight_decay": 0.1, "amsgrad": True},
+        ("lr", "b1", "b2"),
+        {"eps": 0.0, **_ZERO_L2},
+        complex=None,
+    ),
+    Entry(
+        "torch.adamw",
+        _torch_betas(tt.adamw),
+        {"lr": 0.05, "b1": 0.8, "b2": 0.9, "eps": 0.1, "weight_decay": 0.3},
+        ("lr", "b1", "b2"),
+        {"eps": 0.0},
+        complex=None,
+    ),
+    Entry(
+        "torch.nadam",
+        _torch_betas(tt.nadam),
+        {"lr": 0.05, "b1": 0.8, "b2": 0.9, "eps": 0.1, "weight_decay": 0.1, "momentum_decay": 0.1},
+        ("lr", "b1", "b2", "momentum_decay"),
+        {"eps": 0.0, **_ZERO_L2},
+        complex=None,
+    ),
+    Entry(
+        "keras.adagrad",
+        kt.adagrad,
+        {"learning_rate": 0.1, "initial_accumulator_value": 0.5, "epsilon": 0.1, "weight_decay": 0.1},
+        ("learning_rate",),
+        {"epsilon": 0.0, "initial_accumulator_value": 0.0},
+        complex=None,
+    ),
+    Entry(
+        "keras.rmsprop",
+        kt.rmsprop,
+        {"learning_rate": 0.01, "rho": 0.8, "momentum": 0.5, "epsilon": 0.1, "centered": True, "weight_decay": 0.1},
+        ("learning_rate", "rho", "momentum"),
+        {"epsilon": 0.0},
+        complex=None,
+    ),
+    Entry(
+        "keras.adadelta",
+        kt.adadelta,
+        {"learning_rate": 0.5, "rho": 0.6, "epsilon": 0.1, "weight_decay": 0.1},
+        ("learning_rate", "rho"),
+        {},
+        complex=None,
+        eps_note=_NO_EPS_ADADELTA,
+    ),
+    Entry(
+        "keras.sgd",
+        kt.sgd,
+        {"learning_rate": 0.05, "momentum": 0.8, "nesterov": True, "weight_decay": 0.1, "global_clipnorm": 1.0},
+        ("learning_rate", "momentum"),
+        {},
+        complex=None,
+    ),
+    Entry(
+        "keras.adam",
+        kt.adam,
+        {
+            "learning_rate": 0.05,
+            "beta_1": 0.8,
+            "beta_2": 0.9,
+            "epsilon": 0.1,
+            "amsgrad": True,
+            "weight_decay": 0.1,
+            "clipnorm": 0.5,
+        },
+        ("learning_rate", "beta_1", "beta_2"),
+        {"epsilon": 0.0},
+        complex=None,
+    ),
+    Entry(
+        "keras.adamw",
+        kt.adamw,
+        {"learning_rate": 0.05, "weight_decay": 0.3, "beta_1": 0.8, "beta_2": 0.9, "epsilon": 0.1},
+        ("learning_rate", "beta_1", "beta_2"),
+        {"epsilon": 0.0},
+        complex=None,
+    ),
+    Entry(
+        "keras.nadam",
+        kt.nadam,
+        {"learning_rate": 0.05, "beta_1": 0.8, "beta_2": 0.9, "epsilon": 0.1, "weight_decay": 0.1, "clipvalue": 0.5},
+        ("learning_rate", "beta_1", "beta_2"),
+        {"epsilon": 0.0},
+        complex=None,
+    ),
+]
+registry = pytest.mark.parametrize("entry", REGISTRY, ids=str)
+
+
+def numeric_kwargs(entry: Entry) -> set[str]:
+    """The entry's numeric hyperparameters (what ``optax.inject_hyperparams`` injects)."""
+    return {k for k, v in entry.kwargs.items() if isinstance(v, int | float) and not isinstance(v, bool)}

@@ -1,4 +1,4 @@
-"""The public API is the contract of ../shared/DESIGN.md: names, signatures, defaults, docstrings."""
+"""The public API: names, signatures, defaults and docstrings, as README.md documents them."""
 
 import importlib
 import inspect
@@ -11,7 +11,8 @@ import adaptive_tx as atx
 OPTIMIZERS = ["adagrad", "rmsprop", "adadelta", "momentum", "adam"]
 BLOCKS = ["scale_by_adagrad", "scale_by_rms", "scale_by_adadelta", "scale_by_momentum", "scale_by_adam"]
 
-# The signatures of DESIGN.md's "Public API", verbatim: (positional-or-keyword, keyword-only) defaults.
+# The lecture's arguments of each optimizer: (positional-or-keyword, keyword-only) defaults. The optimizers
+# take more (their blocks' knobs), all keyword-only.
 CONTRACT = {
     "adagrad": ({"learning_rate": inspect.Parameter.empty}, {"eps": 1e-8, "initial_accumulator": 0.0}),
     "rmsprop": (
@@ -43,33 +44,49 @@ def test_all_lists_exactly_the_public_names():
 
 
 @pytest.mark.parametrize("name", list(CONTRACT))
-def test_signature_matches_design(name):
+def test_signature_keeps_the_lectures_arguments(name):
     positional, keyword_only = CONTRACT[name]
     params = inspect.signature(getattr(atx, name)).parameters
     got_positional = {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD}
     got_keyword = {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
     assert got_positional == positional
-    assert got_keyword == keyword_only
+    assert {n: got_keyword.get(n, "missing") for n in keyword_only} == keyword_only
+    assert set(params) == set(positional) | set(got_keyword)  # Nothing else: no *args, no **kwargs.
 
 
-# Knobs beyond the lecture (issue 3), keyword-only on the blocks, with defaults that keep the lecture's form.
+# Knobs beyond the lecture, keyword-only, with defaults that keep the lecture's form; each optimizer takes
+# its block's.
 KNOBS = {
     "scale_by_adagrad": {"eps_in_sqrt": True, "accumulator_dtype": None},
     "scale_by_rms": {"eps_in_sqrt": True, "centered": False, "accumulator_dtype": None},
     "scale_by_adadelta": {"accumulator_dtype": None},
     "scale_by_momentum": {"first_step_undampened": False, "accumulator_dtype": None},
-    "scale_by_adam": {"eps_hat": False, "amsgrad": None, "mu_dtype": None, "nu_dtype": None},
+    "scale_by_adam": {"nesterov": False, "eps_hat": False, "amsgrad": None, "mu_dtype": None, "nu_dtype": None},
 }
+# Beyond its block's: RMSprop's momentum on the step, as optax.rmsprop places it.
+OPTIMIZER_ONLY = {"rmsprop": {"momentum": None, "nesterov": False}}
 
 
 @pytest.mark.parametrize(("optimizer", "block"), list(zip(OPTIMIZERS, BLOCKS, strict=True)))
-def test_block_takes_the_optimizers_hyperparameters_with_the_same_defaults(optimizer, block):
-    opt = {n: p.default for n, p in inspect.signature(getattr(atx, optimizer)).parameters.items()}
-    opt.pop("learning_rate")
-    params = inspect.signature(getattr(atx, block)).parameters
-    knobs = {n: p.default for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
-    assert {n: p.default for n, p in params.items() if n not in knobs} == opt
-    assert knobs == KNOBS[block]
+def test_optimizer_takes_its_blocks_arguments_all_keyword_only(optimizer, block):
+    opt = inspect.signature(getattr(atx, optimizer)).parameters
+    blk = inspect.signature(getattr(atx, block)).parameters
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in blk.values()), block
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for n, p in opt.items() if n != "learning_rate"), optimizer
+    opt_defaults = {n: p.default for n, p in opt.items() if n != "learning_rate"}
+    blk_defaults = {n: p.default for n, p in blk.items()}
+    assert opt_defaults == {**blk_defaults, **OPTIMIZER_ONLY.get(optimizer, {})}
+    assert {n: blk_defaults[n] for n in KNOBS[block]} == KNOBS[block]
+
+
+def test_hyperparameters_are_typed_as_array_likes():
+    # jax.typing's ArrayLike / DTypeLike in the signatures, as Optax types its own.
+    for name in [*OPTIMIZERS, *BLOCKS, "bias_correction", "scale_by_nadam"]:
+        for param in inspect.signature(getattr(atx, name)).parameters.values():
+            if param.name.endswith("dtype"):
+                assert "DTypeLike" in str(param.annotation), (name, param.name)
+            elif param.name not in ("learning_rate", "amsgrad") and not isinstance(param.default, bool):
+                assert "ArrayLike" in str(param.annotation), (name, param.name)
 
 
 @pytest.mark.parametrize("name", [*OPTIMIZERS, "bias_correction", "scale_by_nadam"])
@@ -84,12 +101,16 @@ def test_optimizer_docstring_has_equation_args_example_and_references(name):
     assert "https://" in doc.split("References:")[1]
 
 
-@pytest.mark.parametrize(("optimizer", "block"), list(zip(OPTIMIZERS, BLOCKS, strict=True)))
-def test_block_docstring_points_to_the_optimizer_and_names_its_knobs(optimizer, block):
+@pytest.mark.parametrize(("optimizer", "block"), [*zip(OPTIMIZERS, BLOCKS, strict=True), ("adam", "scale_by_nadam")])
+def test_block_docstring_points_to_the_optimizer_and_has_args_returns_and_an_example(optimizer, block):
     doc = inspect.getdoc(getattr(atx, block))
-    assert f":func:`{optimizer}`" in doc.splitlines()[0]
-    for knob in KNOBS[block]:
-        assert f"``{knob}" in doc, f"{block} does not document {knob}"
+    assert f":func:`{optimizer}`" in doc.splitlines()[0] or block == "scale_by_nadam"
+    for section in ("Args:", "Returns:", "Examples:"):
+        assert section in doc, f"{block} lacks {section}"
+    assert ">>> " in doc.split("Examples:")[1]
+    args = doc.split("Args:")[1].split("Returns:")[0]
+    for param in inspect.signature(getattr(atx, block)).parameters:
+        assert f"  {param}:" in args, f"{block} does not document {param}"
 
 
 def test_states_are_namedtuples():

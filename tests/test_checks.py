@@ -170,3 +170,31 @@ def test_compat_bad_argument_raises_naming_the_frameworks_argument(factory, kwar
 def test_compat_flags_must_be_bools(factory, kwargs, name):
     with pytest.raises(TypeError, match=rf"^{name} must be a bool"):
         factory(**kwargs)
+
+
+def test_bad_knobs_raise():
+    with pytest.raises(ValueError, match=r"^amsgrad must be one of \(None, 'raw', 'corrected'\), got 'max'"):
+        atx.scale_by_adam(amsgrad="max")
+    for block, knob in [
+        (atx.scale_by_adagrad, "eps_in_sqrt"),
+        (atx.scale_by_rms, "centered"),
+        (atx.scale_by_momentum, "first_step_undampened"),
+        (atx.scale_by_adam, "eps_hat"),
+        (atx.scale_by_adam, "nesterov"),
+    ]:
+        with pytest.raises(TypeError, match=rf"^{knob} must be a bool"):
+            block(**{knob: 1})
+
+
+def test_rmsprop_nesterov_needs_momentum():
+    with pytest.raises(ValueError, match="nesterov=True needs a momentum"):
+        atx.rmsprop(0.1, nesterov=True)
+
+
+def test_hyperparameters_are_keyword_only_on_blocks():
+    # A positional number would silently land on the first hyperparameter (eps, b1, ...): refused.
+    for block in (atx.scale_by_adagrad, atx.scale_by_rms, atx.scale_by_adadelta, atx.scale_by_momentum):
+        with pytest.raises(TypeError, match="positional"):
+            block(0.5)
+    with pytest.raises(TypeError, match="positional"):
+        atx.scale_by_adam(0.5)

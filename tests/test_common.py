@@ -1,4 +1,5 @@
-"""Properties every optimizer must have, run over the one registry (tests/helpers.py), under jax.jit."""
+"""Properties of the five optimizers beyond the registry-wide ones (tests/test_registry.py): convergence,
+scan, composition with Optax blocks and schedules, masking, clipping, non-finite gradients."""
 
 import chex
 import jax
@@ -45,17 +46,6 @@ def _unstack(tree, steps):
     return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(steps)]
 
 
-@pytest.fixture
-def standard_promotion():
-    """For tests of Optax code that is not clean under strict promotion (ours is, everywhere else)."""
-    with jax.numpy_dtype_promotion("standard"):
-        yield
-
-
-def _typeof(tree):
-    return jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), tree)
-
-
 # ----------------------------------------------------------------------------- convergence
 
 
@@ -83,46 +73,12 @@ def test_converges_on_rosenbrock(case):
 
 
 @cases
-def test_jit_equals_eager(case):
-    tx = case.optimizer(**case.unusual[0])
-    params = nested_params()
-    state = tx.init(params)
-    jitted_update = jax.jit(tx.update)
-    eager_params, eager_state = params, state
-    for t in range(10):
-        updates, state = jitted_update(_grad(params, t), state, params)
-        params = optax.apply_updates(params, updates)
-        with jax.disable_jit():
-            eager_updates, eager_state = tx.update(_grad(eager_params, t), eager_state, eager_params)
-        eager_params = optax.apply_updates(eager_params, eager_updates)
-    chex.assert_trees_all_close(params, eager_params, **REORDER)
-    chex.assert_trees_all_close(state, eager_state, **REORDER)
-
-
-@cases
 def test_scan_equals_python_loop(case):
     tx = case.optimizer(**case.unusual[0])
     looped, loop_state = run_steps(tx, nested_params(), _grad, 10)
     scanned, scan_state = _scan(tx, nested_params(), _grad, 10)
     chex.assert_trees_all_close(looped, _unstack(scanned, 10), **REORDER)
     chex.assert_trees_all_close(loop_state, scan_state, **REORDER)
-
-
-@cases
-def test_no_retrace_on_later_steps(case):
-    tx = case.optimizer(**case.defaults)
-
-    @jax.jit
-    @chex.assert_max_traces(n=1)
-    def step(params, state):
-        updates, state = tx.update(_grad(params, 0), state, params)
-        return optax.apply_updates(params, updates), state
-
-    params = nested_params()
-    state = tx.init(params)
-    for _ in range(3):
-        params, state = step(params, state)
-    chex.clear_trace_counter()
 
 
 # ----------------------------------------------------------------------------- composition with Optax
@@ -136,18 +92,6 @@ def test_block_then_scale_equals_optimizer(case):
     expected, _ = run_steps(case.optimizer(**kwargs), nested_params(), _grad, 10)
     actual, _ = run_steps(composed, nested_params(), _grad, 10)
     chex.assert_trees_all_equal(actual, expected)  # The same operations: bit for bit.
-
-
-@cases
-def test_inject_hyperparams_equals_plain(case):
-    kwargs = case.unusual[0]
-    injected = optax.inject_hyperparams(case.optimizer)(**kwargs)
-    expected, _ = run_steps(case.optimizer(**kwargs), nested_params(), _grad, 10)
-    actual, state = run_steps(injected, nested_params(), _grad, 10)
-    # Hyperparameters arrive as traced float32 arrays instead of constants: XLA folds them differently.
-    chex.assert_trees_all_close(actual, expected, **REORDER)
-    numeric = {k for k, v in kwargs.items() if not isinstance(v, bool)}
-    assert set(state.hyperparams) >= numeric  # They really were injected, not baked in.
 
 
 @cases
@@ -182,105 +126,10 @@ def test_learning_rate_schedule(case):
         params = optax.apply_updates(params, updates)
 
 
-@cases
-def test_accepts_and_ignores_extra_args(case):
-    tx = case.optimizer(**case.defaults)
-    params = nested_params()
-    expected, _ = tx.update(_grad(params, 0), tx.init(params), params)
-    actual, _ = tx.update(_grad(params, 0), tx.init(params), params, unexpected_extra_arg=1)
-    chex.assert_trees_all_equal(actual, expected)
-    assert isinstance(tx, optax.GradientTransformationExtraArgs)
-    assert isinstance(case.block(), optax.GradientTransformationExtraArgs)
-
-
 # ----------------------------------------------------------------------------- init, shapes, dtypes
 
 
-@cases
-def test_init_on_shape_dtype_structs_and_tree_map_params(case):
-    tx = case.optimizer(**case.unusual[0])
-    params = nested_params()
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params)
-    assert _typeof(tx.init(abstract)) == _typeof(tx.init(params))
-    assert _typeof(jax.eval_shape(tx.init, params)) == _typeof(tx.init(params))
-    state = tx.init(params)
-    doubled = optax.tree_utils.tree_map_params(tx, lambda p: 2 * p, state)
-    assert jax.tree.structure(doubled) == jax.tree.structure(state)
-
-
-@cases
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32], ids=lambda d: jnp.dtype(d).name)
-def test_updates_keep_gradient_dtype_and_state_keeps_its_type(case, dtype):
-    tx = case.optimizer(**case.defaults)
-    params = nested_params(dtype)
-    state = tx.init(params)
-    grads = _grad(params, 0)
-    updates, new_state = jax.jit(tx.update)(grads, state, params)
-    assert _typeof(updates) == _typeof(grads)
-    assert _typeof(new_state) == _typeof(state)
-    chex.assert_tree_all_finite(updates)
-
-
-@cases
-def test_mixed_precision_grads(case):
-    # float32 params (and state) with bfloat16 gradients: updates come back bfloat16, state stays float32.
-    tx = case.optimizer(**case.defaults)
-    params = nested_params(jnp.float32)
-    state = tx.init(params)
-    grads = _grad(nested_params(jnp.bfloat16), 0)
-    updates, new_state = jax.jit(tx.update)(grads, state, params)
-    assert _typeof(updates) == _typeof(grads)
-    assert _typeof(new_state) == _typeof(state)
-
-
-@cases
-def test_empty_and_none_subtrees(case):
-    tx = case.optimizer(**case.defaults)
-    params = {"a": jnp.ones(3), "empty": {}, "nothing": None, "zero_size": jnp.ones((0, 2))}
-    state = tx.init(params)
-    updates, state = jax.jit(tx.update)(_grad(params, 0), state, params)
-    assert jax.tree.structure(updates) == jax.tree.structure(params)
-    assert updates["zero_size"].shape == (0, 2)
-
-
 # ----------------------------------------------------------------------------- Optax wrappers
-
-
-@cases
-@pytest.mark.usefixtures("standard_promotion")  # optax.MultiSteps divides by its int32 step count.
-def test_multi_steps_averages_then_steps(case):
-    k = 3
-    tx = case.optimizer(**case.unusual[0])
-    multi = optax.MultiSteps(tx, every_k_schedule=k)
-    params = nested_params()
-    grads = [_grad(params, t) for t in range(k)]  # Held fixed: params do not move until the k-th step.
-    state = multi.init(params)
-    update = jax.jit(multi.update)
-    for t in range(k):
-        updates, state = update(grads[t], state, params)
-        if t < k - 1:
-            chex.assert_trees_all_equal(updates, jax.tree.map(jnp.zeros_like, updates))
-    mean = jax.tree.map(lambda *g: sum(g) / k, *grads)
-    expected, _ = tx.update(mean, tx.init(params), params)
-    # MultiSteps averages with Welford's running mean, which rounds differently from sum / k.
-    chex.assert_trees_all_close(updates, expected, rtol=1e-5, atol=1e-7)
-
-
-@cases
-def test_apply_if_finite_skips_nan_step_and_keeps_state(case):
-    tx = optax.apply_if_finite(case.optimizer(**case.unusual[0]), max_consecutive_errors=3)
-    params = nested_params()
-    state = tx.init(params)
-    update = jax.jit(tx.update)
-    state1 = update(_grad(params, 0), state, params)[1]
-    bad = jax.tree.map(lambda g: g.at[...].set(jnp.nan) if g.ndim == 0 else g.at[0].set(jnp.nan), _grad(params, 1))
-    updates, state2 = update(bad, state1, params)
-    chex.assert_trees_all_equal(updates, jax.tree.map(jnp.zeros_like, updates))
-    chex.assert_trees_all_equal(state2.inner_state, state1.inner_state)
-    # The next finite step continues as if the bad one never happened.
-    after_skip, _ = update(_grad(params, 2), state2, params)
-    direct, _ = update(_grad(params, 2), state1, params)
-    chex.assert_trees_all_equal(after_skip, direct)
 
 
 @cases

@@ -16,7 +16,7 @@ from adaptive_tx.compat import _build
 
 
 def _clip(grads, max_norm):
-    tx = _build.clip_by_norm_per_leaf(max_norm)
+    tx = _build.clip_by_norm(max_norm, per_leaf=True)
     updates, _ = tx.update(grads, tx.init(grads))
     return updates
 

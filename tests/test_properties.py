@@ -52,6 +52,20 @@ def _types(tree):
     return jax.tree.structure(tree), jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), tree)
 
 
+def _policy_dtypes(grads, state):
+    """The precision policy, stated independently: each update leaf comes in the wider of its gradient's
+    dtype and the dtypes of the state leaves built for it (standard promotion: bfloat16 with float32 is
+    float32)."""
+    per_leaf = [[g.dtype] for g in jax.tree.leaves(grads)]
+    for field in state:
+        leaves = jax.tree.leaves(field)
+        if len(leaves) == len(per_leaf) and field is not getattr(state, "count", None):
+            for dtypes, s in zip(per_leaf, leaves, strict=True):
+                dtypes.append(s.dtype)
+    with jax.numpy_dtype_promotion("standard"):
+        return [jnp.result_type(*dtypes) for dtypes in per_leaf]
+
+
 @pytest.mark.parametrize("case", OPTIMIZERS, ids=str)
 def test_random_trees_dtypes_and_hyperparameters(case):
     @settings(
@@ -69,7 +83,9 @@ def test_random_trees_dtypes_and_hyperparameters(case):
                 eager_updates, _ = tx.update(grads, state, params)
             # Finite in, finite out; shapes, dtypes and structure preserved, step after step.
             assert all(bool(jnp.all(jnp.isfinite(u))) for u in jax.tree.leaves(updates)), kwargs
-            assert _types(updates) == _types(grads)
+            assert jax.tree.structure(updates) == jax.tree.structure(grads)
+            assert [u.shape for u in jax.tree.leaves(updates)] == [g.shape for g in jax.tree.leaves(grads)]
+            assert [u.dtype for u in jax.tree.leaves(updates)] == _policy_dtypes(grads, new_state[0])
             assert _types(new_state) == _types(state)
             for u, e in zip(jax.tree.leaves(updates), jax.tree.leaves(eager_updates), strict=True):
                 if u.size:

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from adaptive_tx import _moments
+from adaptive_tx import _checks, _leafwise, _math
 from adaptive_tx._adadelta import scale_by_adadelta
 from adaptive_tx._adagrad import scale_by_adagrad
 from adaptive_tx._adam import scale_by_adam
@@ -42,14 +42,14 @@ def check_args(
 ) -> None:
     """Check a framework's arguments under the framework's own names, before the builders see them."""
     if rate is not None:
-        _moments.check_learning_rate(rate[1], rate[0])
+        _checks.check_learning_rate(rate[1], rate[0])
     for name, value in (decays or {}).items():
-        _moments.check_decay(name, value)
+        _checks.check_decay(name, value)
     for name, value in (non_negative or {}).items():
         if value is not None:
-            _moments.check_non_negative(name, value)
+            _checks.check_non_negative(name, value)
     for name, value in (flags or {}).items():
-        _moments.check_bool(name, value)
+        _checks.check_bool(name, value)
 
 
 def is_number(value: Any) -> bool:
@@ -79,13 +79,12 @@ def decoupled_weight_decay(weight_decay: Any, learning_rate: optax.ScalarOrSched
     Keras applies this to every optimizer before its step, PyTorch's AdamW likewise; ``lr_t`` is the
     learning rate of the same step (a schedule is read at the same count as ``optax.scale_by_schedule``).
     """
-    _moments.check_non_negative("weight_decay", weight_decay)
-    _moments.check_learning_rate(learning_rate)
+    _checks.check_non_negative("weight_decay", weight_decay)
+    _checks.check_learning_rate(learning_rate)
     schedule = _as_schedule(learning_rate)
 
     def init_fn(params):
-        del params
-        return DecoupledDecayState(count=_moments.init_count())
+        return DecoupledDecayState(count=_leafwise.init_count(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
@@ -94,42 +93,47 @@ def decoupled_weight_decay(weight_decay: Any, learning_rate: optax.ScalarOrSched
         rate = schedule(state.count) * weight_decay
 
         def decay(u, p):
-            return u - (jnp.asarray(rate, _moments.compute_dtype(p)) * p.astype(_moments.compute_dtype(p))).astype(
-                u.dtype
-            )
+            p = jnp.asarray(p)
+            dtype = _leafwise.compute_dtype(p.dtype)
+            return u - (jnp.asarray(rate, dtype) * p.astype(dtype)).astype(u.dtype)
 
         updates = jax.tree.map(decay, updates, params)
-        return updates, DecoupledDecayState(count=_moments.next_count(state.count))
+        return updates, DecoupledDecayState(count=_leafwise.next_count(state.count))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def clip_by_norm_per_leaf(max_norm: float) -> optax.GradientTransformation:
-    """Rescale each leaf to an L2 norm of at most ``max_norm`` (Keras's ``clipnorm``, per variable).
+def clip_by_norm(max_norm: float, *, per_leaf: bool) -> optax.GradientTransformation:
+    """Rescale the gradients to an L2 norm of at most ``max_norm``: each leaf on its own (Keras's
+    ``clipnorm``) or all together (``global_clipnorm``).
 
-    ``g * max_norm / max(||g||, max_norm)`` as Keras computes it, with the norm in float32 (float64 for a
-    float64 leaf): in float16, ``sum(g * g)`` overflows to inf once ``||g||`` passes 256. The result is cast
-    back to the leaf's dtype. A leaf clipped to norm 0 is 0, an all-zero leaf stays 0, and the gradient
-    with respect to ``g`` is finite everywhere, 0 included.
+    ``g * max_norm / max(||g||, max_norm)`` as Keras computes it, with the norm in float32 (float64 for
+    float64 leaves): in float16, ``sum(g * g)`` overflows to inf once ``||g||`` passes 256. The result is
+    cast back to each leaf's dtype. Clipped to norm 0 everything is 0, an all-zero leaf stays 0, and the
+    derivative with respect to ``g`` is finite everywhere, 0 included.
     """
-    _moments.check_non_negative("clipnorm", max_norm)
+    _checks.check_non_negative("global_clipnorm" if not per_leaf else "clipnorm", max_norm)
 
-    def clip(g):
-        dtype = jnp.float64 if g.dtype == jnp.float64 else jnp.float32
-        x = g.astype(dtype)
-        limit = jnp.asarray(max_norm, dtype)
-        squares = jnp.sum(x * x)
-        # sqrt'(0) is inf: guard sqrt's input as well as its output, or jax.grad gets 0 * inf = NaN.
-        positive = squares > 0
-        norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1)), 0)
-        denominator = jnp.maximum(norm, limit)
-        nonzero = denominator > 0  # Both 0 only for a zero leaf clipped to norm 0: the result is 0.
-        clipped = jnp.where(nonzero, x * limit / jnp.where(nonzero, denominator, 1), 0)
-        return clipped.astype(g.dtype)
+    def norm_of(leaves):
+        """The L2 norm of ``leaves`` together, in the dtype it is computed in (float32 or wider)."""
+        dtype = _leafwise.compute_dtype(*(x.dtype for x in leaves))
+        squares = sum((jnp.sum(_math.square(x.astype(dtype))) for x in leaves), jnp.zeros([], dtype))
+        return _math.safe_sqrt(squares), dtype
 
-    return optax.GradientTransformationExtraArgs(
-        optax.init_empty_state, lambda updates, state, params=None, **_: (jax.tree.map(clip, updates), state)
-    )
+    def clip(g, total, dtype):
+        x, limit = g.astype(dtype), jnp.asarray(max_norm, dtype)
+        # max(norm, limit) is 0 only for a zero gradient clipped to norm 0, whose numerator is 0 too: 0/0 = 0.
+        return _math.safe_divide(x * limit, jnp.maximum(total, limit)).astype(g.dtype)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        updates = jax.tree.map(jnp.asarray, updates)
+        if per_leaf:
+            return jax.tree.map(lambda g: clip(g, *norm_of([g])), updates), state
+        total, dtype = norm_of(jax.tree.leaves(updates))
+        return jax.tree.map(lambda g: clip(g, total, dtype), updates), state
+
+    return optax.GradientTransformationExtraArgs(optax.init_empty_state, update_fn)
 
 
 def _compose(
@@ -153,11 +157,11 @@ def _compose(
     Raises ``ValueError`` on knobs that would have nothing to act on: ``lr_in_buffer=True`` without a
     ``momentum`` block, ``decoupled=True`` with a weight decay of (a Python) 0.
     """
-    _moments.check_learning_rate(learning_rate)
-    _moments.check_non_negative("weight_decay", weight_decay)
-    _moments.check_bool("decoupled", decoupled)
-    _moments.check_bool("maximize", maximize)
-    _moments.check_bool("lr_in_buffer", lr_in_buffer)
+    _checks.check_learning_rate(learning_rate)
+    _checks.check_non_negative("weight_decay", weight_decay)
+    _checks.check_bool("decoupled", decoupled)
+    _checks.check_bool("maximize", maximize)
+    _checks.check_bool("lr_in_buffer", lr_in_buffer)
     if lr_in_buffer and momentum is None:
         raise ValueError("lr_in_buffer=True needs a momentum: without a momentum buffer there is nothing to put lr in.")
     if decoupled and is_zero(weight_decay):
@@ -166,13 +170,12 @@ def _compose(
     if maximize:
         parts.append(optax.scale(-1.0))
     if clipvalue is not None:
-        _moments.check_non_negative("clipvalue", clipvalue)
+        _checks.check_non_negative("clipvalue", clipvalue)
         parts.append(optax.clip(clipvalue))
     if clipnorm is not None:
-        parts.append(clip_by_norm_per_leaf(clipnorm))
+        parts.append(clip_by_norm(clipnorm, per_leaf=True))
     if global_clipnorm is not None:
-        _moments.check_non_negative("global_clipnorm", global_clipnorm)
-        parts.append(optax.clip_by_global_norm(global_clipnorm))
+        parts.append(clip_by_norm(global_clipnorm, per_leaf=False))
     if not decoupled and not is_zero(weight_decay):
         parts.append(optax.add_decayed_weights(weight_decay))  # Coupled L2: g + wd * p.
     if block is not None:
@@ -188,7 +191,7 @@ def _compose(
 
 
 def _heavy_ball(momentum: Any) -> optax.GradientTransformation | None:
-    _moments.check_decay("momentum", momentum)
+    _checks.check_decay("momentum", momentum)
     return None if is_zero(momentum) else scale_by_momentum(beta=momentum, dampening=0.0)
 
 
@@ -202,10 +205,10 @@ def adagrad(
     **around: Any,
 ) -> optax.GradientTransformationExtraArgs:
     """AdaGrad; ``lr_decay`` is PyTorch's ``lr / (1 + (t - 1) lr_decay)``."""
-    _moments.check_non_negative("lr_decay", lr_decay)
+    _checks.check_non_negative("lr_decay", lr_decay)
     rate = learning_rate
     if not is_zero(lr_decay):
-        _moments.check_learning_rate(learning_rate)
+        _checks.check_learning_rate(learning_rate)
         base = _as_schedule(learning_rate)
 
         def rate(count):
@@ -247,7 +250,7 @@ def sgd(
     **around: Any,
 ) -> optax.GradientTransformationExtraArgs:
     """SGD with heavy-ball momentum ``v = momentum v + (1 - dampening) g`` (none when momentum is 0)."""
-    _moments.check_decay("momentum", momentum)
+    _checks.check_decay("momentum", momentum)
     velocity = None
     if not is_zero(momentum):
         velocity = scale_by_momentum(

@@ -1,0 +1,82 @@
+"""Hyperparameter checks: a bad Python number raises when the transformation is built, naming the argument.
+
+Traced values (under ``jax.jit`` or ``optax.inject_hyperparams``) and arrays pass unchecked: their values
+are not known while the transformation is built.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _is_number(value: Any) -> bool:
+    """True for Python and NumPy real numbers; False for arrays and tracers, which are not checked."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _describe(value: Any) -> str:
+    return repr(value) if _is_number(value) else f"a {type(value).__name__}"
+
+
+def check_number(name: str, value: Any) -> bool:
+    """Reject hyperparameters that are neither numbers nor arrays; return True if ``value`` is checkable.
+
+    Traced values (under ``jax.jit`` or ``optax.inject_hyperparams``) and arrays pass unchecked.
+    """
+    if isinstance(value, bool | np.bool_) or not (_is_number(value) or isinstance(value, jax.Array | np.ndarray)):
+        raise TypeError(f"{name} must be a real number or an array, got {_describe(value)}.")
+    return _is_number(value)
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Flags must be Python bools: they choose the computation, so they cannot be traced."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}.")
+
+
+def check_dtype(name: str, dtype: Any) -> None:
+    """A state dtype must be None (the params' dtype) or a floating-point dtype."""
+    if dtype is None:
+        return
+    try:
+        ok = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise TypeError(f"{name} must be None or a floating-point dtype, got {dtype!r}.")
+
+
+def check_decay(name: str, value: Any) -> None:
+    """A decay rate must lie in [0, 1): 1 would freeze the average at its initial value."""
+    if check_number(name, value) and not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
+
+
+def check_non_negative(name: str, value: Any, *, allow_inf: bool = False) -> None:
+    """eps and the initial values of squared accumulators must be finite (or ``inf``) and >= 0."""
+    if check_number(name, value) and not ((allow_inf or math.isfinite(value)) and value >= 0):
+        raise ValueError(f"{name} must be {'' if allow_inf else 'finite and '}>= 0, got {value!r}.")
+
+
+def check_finite(name: str, value: Any) -> None:
+    """Initial values of signed accumulators (first moments) may be any finite number."""
+    if check_number(name, value) and not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+
+
+def check_learning_rate(value: Any, name: str = "learning_rate") -> None:
+    """A constant learning rate must be finite and >= 0 (the optimizers already descend); schedules pass."""
+    if not callable(value):
+        check_non_negative(name, value)
+
+
+def all_numbers(values: Sequence[Any]) -> bool:
+    """True if every value is a checkable Python number (no tracers or arrays)."""
+    return all(_is_number(v) for v in values)

@@ -1,0 +1,312 @@
+"""Lifting a per-array step to pytrees: the one place a state leaf is created, placed or cast.
+
+The precision policy of the whole library lives here:
+
+- **Math** runs in float32 or wider: float64 if any input is float64, complex64/complex128 for complex
+  leaves. float16 and bfloat16 leaves are upcast, so ``eps = 1e-8`` (0 in float16) and ``1 - 0.999**t``
+  (0 in bfloat16) keep their meaning.
+- **The direction** comes back in the wider of the gradient's and the state's dtype: float32 params (and
+  state) with float16 gradients give float32 updates, so the learning rate is applied in float32 and a
+  step of ``2e-8`` is not rounded away. ``optax.apply_updates`` rounds once, into the params' dtype.
+- **Squared accumulators** (sums and averages of ``|g|^2``) are real, and float32 when the params are
+  16-bit: in float16 AdaGrad's sum overflows after a few hundred steps of ``g = 10``; in bfloat16 a decay of
+  0.999 rounds ``0.999 * s`` back to ``s``. An explicit dtype argument (``nu_dtype=jnp.bfloat16``) wins.
+- **First moments** (averages of ``g``) keep the params' dtype, complex for complex params, unless a dtype
+  argument says otherwise.
+
+Placement: every params-shaped state leaf is created with its parameter's sharding (eagerly, on
+``jax.ShapeDtypeStruct``s that carry a sharding, and under ``jax.jit`` with Explicit or Auto mesh axes);
+scalar state (step counts) is replicated on the params' mesh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from adaptive_tx import _checks
+
+Array = jax.Array
+ArrayTree = Any
+
+_LOW_PRECISION = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
+
+
+# --------------------------------------------------------------------------- dtypes
+
+
+def canonical_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as JAX stores it: float64 becomes float32 unless ``jax_enable_x64`` is on."""
+    return jnp.dtype(jax.dtypes.canonicalize_dtype(dtype))
+
+
+def _real(dtype: np.dtype) -> np.dtype:
+    return jnp.dtype(jnp.finfo(dtype).dtype)
+
+
+def _complex(real: np.dtype) -> np.dtype:
+    return jnp.dtype(jnp.complex128 if real == jnp.float64 else jnp.complex64)
+
+
+def wider(*dtypes: Any, at_least: Any = None) -> np.dtype:
+    """The narrowest inexact dtype that holds every one of ``dtypes`` (and ``at_least``) exactly.
+
+    float16 and bfloat16 together give float32; any complex input gives a complex result.
+    """
+    dtypes = tuple(jnp.dtype(d) for d in dtypes) + (() if at_least is None else (jnp.dtype(at_least),))
+    reals = {_real(d) for d in dtypes}
+    bits = max(jnp.finfo(r).bits for r in reals)
+    widest = {r for r in reals if jnp.finfo(r).bits == bits}
+    real = widest.pop() if len(widest) == 1 else jnp.dtype(jnp.float32)  # float16 with bfloat16.
+    return _complex(real) if any(jnp.issubdtype(d, jnp.complexfloating) for d in dtypes) else real
+
+
+def compute_dtype(*dtypes: Any) -> np.dtype:
+    """The dtype the math runs in: :func:`wider` of the inputs and float32."""
+    return wider(*dtypes, at_least=jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """A params-shaped state field: its value at t = 0 and how its dtype is chosen.
+
+    Attributes:
+      initial: the value every leaf starts at.
+      squared: True for accumulators of ``|g|^2`` (real; float32 for 16-bit params unless ``dtype``).
+      dtype: an explicit dtype from the user; None for the policy's.
+    """
+
+    initial: Any
+    squared: bool = False
+    dtype: Any = None
+
+    def dtype_for(self, param_dtype: np.dtype) -> np.dtype:
+        """This field's dtype for a parameter of ``param_dtype``."""
+        if self.dtype is not None:
+            chosen = canonical_dtype(self.dtype)
+            if not self.squared and jnp.issubdtype(param_dtype, jnp.complexfloating):
+                return _complex(wider(chosen))  # A first moment of complex params must hold complex values.
+            return chosen
+        if self.squared:
+            real = _real(param_dtype)
+            return jnp.dtype(jnp.float32) if real in _LOW_PRECISION else real
+        return param_dtype
+
+
+# --------------------------------------------------------------------------- placement
+
+
+def _as_param(p: Any) -> Any:
+    """A leaf with ``shape`` and a canonical ``dtype``: Python numbers become arrays."""
+    if isinstance(p, jax.ShapeDtypeStruct | jax.Array | np.ndarray | np.generic):
+        return p
+    return jnp.asarray(p)
+
+
+def _filled(p: Any, value: Any, dtype: np.dtype) -> Array:
+    """An array shaped and placed like the parameter ``p``, filled with ``value`` in ``dtype``."""
+    if isinstance(p, jax.core.Tracer):
+        # Under jit with Auto mesh axes a constant has no sharding of its own; selecting between it and the
+        # parameter lets XLA's sharding propagation place it like the parameter (Explicit axes keep it anyway).
+        source = jnp.real(p) if jnp.iscomplexobj(p) and not jnp.issubdtype(dtype, jnp.complexfloating) else p
+        return jnp.where(jnp.zeros_like(p, dtype=bool), source.astype(dtype), jnp.asarray(value, dtype))
+    sharding = getattr(p, "sharding", None)
+    if isinstance(p, jax.Array) and not isinstance(sharding, NamedSharding):
+        sharding = None  # An uncommitted or single-device array: leave the state uncommitted too.
+    return jnp.full(np.shape(p), value, dtype, device=sharding)
+
+
+def _scalar_placement(params: ArrayTree) -> NamedSharding | None:
+    """Where scalar state goes: replicated on the params' mesh, if they have one."""
+    for leaf in jax.tree.leaves(params):
+        sharding = getattr(leaf, "sharding", None)
+        if isinstance(sharding, NamedSharding) and not isinstance(leaf, jax.core.Tracer):
+            return NamedSharding(sharding.mesh, PartitionSpec())
+    return None
+
+
+def init_count(params: ArrayTree = None) -> Array:
+    """A fresh step counter t = 0 (int32 scalar), replicated on the params' mesh."""
+    return jnp.zeros([], jnp.int32, device=_scalar_placement(params))
+
+
+def init_scalar(params: ArrayTree, value: float) -> Array:
+    """A float scalar of state (float64 under ``jax_enable_x64``), replicated on the params' mesh."""
+    return jnp.full([], value, canonical_dtype(jnp.float64), device=_scalar_placement(params))
+
+
+def next_count(count: Array) -> Array:
+    """t + 1, saturating at the int32 maximum instead of wrapping to a negative step."""
+    return optax.safe_increment(count)
+
+
+def init_fields(params: ArrayTree, fields: Mapping[str, Field]) -> dict[str, ArrayTree]:
+    """Each field as a tree shaped and placed like ``params``, in the dtype the policy picks.
+
+    Goes through ``jax.tree.map`` over ``params`` and reads only ``shape``, ``dtype`` and ``sharding``, so it
+    works on ``jax.ShapeDtypeStruct``, under ``jax.jit`` and with ``optax.tree_utils.tree_map_params``.
+    """
+
+    def leaf(field: Field, p: Any) -> Array:
+        p = _as_param(p)
+        return _filled(p, field.initial, field.dtype_for(canonical_dtype(p.dtype)))
+
+    return {name: jax.tree.map(lambda p, f=field: leaf(f, p), params) for name, field in fields.items()}
+
+
+# --------------------------------------------------------------------------- the lifting
+
+
+def map_leaves(step: Callable[..., tuple[Array, ...]], updates: ArrayTree, *states: ArrayTree) -> tuple[ArrayTree, ...]:
+    """Apply ``step(dtype, g, *s) -> (direction, *new_s)`` leaf by leaf over pytrees, with the policy above.
+
+    Every input leaf arrives cast to :func:`compute_dtype`, which ``step`` receives as its first argument
+    to cast hyperparameters with (its real part, for complex leaves). The direction comes back in the
+    :func:`wider` of the gradient's and the state's dtypes, each new state leaf in the dtype of the old one,
+    so state dtypes never drift. Returns ``(directions, *new_states)``.
+    """
+    check_gradients(updates, *states)
+    leaves, treedef_ = jax.tree.flatten(updates)
+    treedef: Any = treedef_  # jaxlib's PyTreeDef stubs lack flatten_up_to.
+    state_leaves = [treedef.flatten_up_to(s) for s in states]
+    outputs: list[list[Array]] = [[] for _ in range(1 + len(states))]
+    for g, *s in zip(leaves, *state_leaves, strict=True):
+        g = jnp.asarray(g)
+        dtypes = [g.dtype, *(x.dtype for x in s)]
+        dtype = compute_dtype(*dtypes)
+        real = _real(dtype)
+        results = step(real, g.astype(dtype), *(x.astype(dtype if jnp.iscomplexobj(x) else real) for x in s))
+        for i, (out, result) in enumerate(zip(outputs, results, strict=True)):
+            out.append(result.astype(wider(*dtypes) if i == 0 else s[i - 1].dtype))
+    return tuple(treedef.unflatten(out) for out in outputs)
+
+
+def transformation(
+    state_type: Callable[..., tuple],
+    step: Callable[..., tuple[Array, ...]],
+    fields: Mapping[str, Field],
+    *,
+    counted: bool = False,
+    scalars: Mapping[str, float] | None = None,
+    schedule: Callable[..., tuple[dict[str, Array], dict[str, Array]]] | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """An algorithm's block: its state is a step count, scalars, and params-shaped ``fields``.
+
+    ``state_type`` is a NamedTuple whose fields are, in order: ``count`` (t, int32, saturating) if
+    ``counted``, the names of ``scalars`` (float scalars, with their initial values), then the names of
+    ``fields``. ``update`` applies ``step(dtype, g, *fields, **per_step) -> (direction, *new_fields)`` leaf
+    by leaf through :func:`map_leaves`. A counted step receives ``count=t`` (t >= 1); ``schedule(count,
+    **scalars) -> (new_scalars, per_step)`` does per-step scalar work once for all leaves.
+    """
+    scalars = dict(scalars or {})
+
+    def init_fn(params):
+        head = {"count": init_count(params)} if counted else {}
+        head |= {name: init_scalar(params, value) for name, value in scalars.items()}
+        return state_type(**head, **init_fields(params, fields))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args  # Unused.
+        head: dict[str, Array] = {}
+        per_step: dict[str, Array] = {}
+        if counted:
+            head["count"] = per_step["count"] = next_count(state.count)
+        if schedule is not None:
+            new_scalars, more = schedule(**head, **{name: getattr(state, name) for name in scalars})
+            head |= new_scalars
+            per_step |= more
+        previous = [getattr(state, name) for name in fields]
+        check_gradients(updates, *previous)
+        for name, field in fields.items():
+            if not field.squared:
+                check_complex(updates, getattr(state, name))
+
+        def leaf_step(dtype, g, *s):
+            return step(dtype, g, *s, **per_step)
+
+        directions, *new = map_leaves(leaf_step, updates, *previous)
+        return directions, state_type(**head, **dict(zip(fields, new, strict=True)))
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def descend(
+    block: optax.GradientTransformation, learning_rate: Any, then: optax.GradientTransformation | None = None
+) -> optax.GradientTransformationExtraArgs:
+    """``block`` followed by the learning rate and the sign flip: the only place a direction becomes a step.
+
+    A number gives ``optax.scale(-learning_rate)``; a schedule gives ``optax.scale_by_schedule``. ``then``
+    is a transformation of the step itself (RMSprop's momentum, as Optax places it), chained last.
+    """
+    _checks.check_learning_rate(learning_rate)
+    parts = [block, optax.scale_by_learning_rate(learning_rate)]
+    return optax.chain(*parts, *([] if then is None else [then]))
+
+
+def cast(dtype: Any, *hyperparameters: Any) -> tuple[Array, ...]:
+    """Hyperparameters (Python numbers or traced arrays) as arrays of ``dtype``."""
+    return tuple(jnp.asarray(h, dtype) for h in hyperparameters)
+
+
+# --------------------------------------------------------------------------- gradient checks
+
+
+def check_gradients(updates: ArrayTree, *states: ArrayTree) -> None:
+    """Gradients must be floating point (real or complex) and shaped like the state; say which leaf isn't.
+
+    Runs while tracing (shapes and dtypes only), so it costs nothing per step.
+    """
+    for path, g in jax.tree_util.tree_flatten_with_path(updates)[0]:
+        if not jnp.issubdtype(jnp.result_type(g), jnp.inexact):
+            raise TypeError(
+                f"gradient leaf {_path(path)} has dtype {jnp.result_type(g)}; the optimizers need floating-point "
+                "gradients (float16, bfloat16, float32, float64, or complex64/complex128 for complex params)."
+            )
+    structure: Any = jax.tree.structure(updates)  # jaxlib's PyTreeDef stubs lack __eq__.
+    for state in states:
+        if structure == jax.tree.structure(state):
+            continue
+        expected = {_path(p): x for p, x in jax.tree_util.tree_flatten_with_path(state)[0]}
+        given = {_path(p): x for p, x in jax.tree_util.tree_flatten_with_path(updates)[0]}
+        missing = [p for p in expected if p not in given]
+        extra = [p for p in given if p not in expected]
+        problem = (
+            (f"the leaf {missing[0]} is missing" if missing else f"the leaf {extra[0]} is not in the state")
+            if missing or extra
+            else "their tree structures differ"
+        )
+        raise ValueError(
+            f"the gradients do not match the optimizer state: {problem}. Expected a tree like the params given "
+            f"to init ({len(expected)} leaves: {', '.join(list(expected)[:5])}{', ...' if len(expected) > 5 else ''}),"
+            f" got {len(given)} leaves ({jax.tree.structure(updates)})."
+        )
+    for state in states:
+        for (path, g), s in zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(state), strict=True):
+            if jnp.shape(g) != jnp.shape(s):
+                raise ValueError(
+                    f"gradient leaf {_path(path)} has shape {jnp.shape(g)}, but the optimizer state was built "
+                    f"for shape {jnp.shape(s)}."
+                )
+
+
+def check_complex(updates: ArrayTree, first_moments: ArrayTree) -> None:
+    """A complex gradient needs complex first moments: a real one would silently drop its imaginary part."""
+    for (path, g), m in zip(
+        jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(first_moments), strict=True
+    ):
+        if jnp.iscomplexobj(g) and not jnp.iscomplexobj(m):
+            raise TypeError(
+                f"gradient leaf {_path(path)} is complex ({jnp.result_type(g)}), but the optimizer state was built "
+                f"for real params ({jnp.result_type(m)}): init the optimizer with the complex params."
+            )
+
+
+def _path(path: Any) -> str:
+    return jax.tree_util.keystr(path) or "(the root)"
