@@ -26,5 +26,6 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
-# A script that tests/test_checkpoint.py runs in fresh processes; importing it needs orbax.
-collect_ignore = ["checkpoint_worker.py"]
+# Scripts that other tests run in fresh processes: importing the checkpoint worker needs orbax, and the
+# sharding worker sets XLA_FLAGS (8 simulated devices) for its own process only.
+collect_ignore = ["checkpoint_worker.py", "sharding_worker.py"]
