@@ -268,7 +268,10 @@ def max_relative_error(actual: Any, expected: Any) -> float:
     """max over leaves of max|actual - expected| / max|expected| (normwise, so a coordinate crossing zero
     does not turn a 1e-17 absolute difference into a large relative one)."""
     errors = jax.tree.map(
-        lambda a, e: float(np.max(np.abs(np.asarray(a, np.float64) - e)) / max(np.max(np.abs(e)), 1e-300)),
+        lambda a, e: float(
+            np.max(np.abs(np.asarray(a, np.complex128 if np.iscomplexobj(a) else np.float64) - e))
+            / max(np.max(np.abs(e)), 1e-300)
+        ),
         actual,
         expected,
     )
