@@ -1,4 +1,4 @@
-"""Two-dimensional test surfaces, shared by the ``adaptive-tx race`` command, the notebooks and the tests.
+"""Two-dimensional test surfaces, shared by the ``adaptive-tx race`` command and the tests.
 
 Each :class:`Problem` carries its function, a standard starting point, its known minima, a plotting window,
 and learning rates under which each of the lecture's optimizers makes good progress from that start.

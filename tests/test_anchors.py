@@ -1,4 +1,4 @@
-"""Published and closed-form numbers (../shared/reference/PAPERS.md): the lecture's claims, measured."""
+"""Published and closed-form numbers: the lecture's claims, measured."""
 
 import jax
 import jax.numpy as jnp

@@ -84,7 +84,7 @@ def test_a_refused_step_leaves_the_state_usable():
 @low
 @pytest.mark.parametrize("scale", [0.0, 1e-7, 1e-30], ids=["zero", "tiny", "underflow"])
 def test_zero_and_tiny_low_precision_gradients_give_the_float32_steps(case, dtype, scale):
-    # optax issues 1754, 1784, 1789: eps = 1e-8 underflows to 0 in float16, and 0/0 gave NaN. Here the
+    # Optax's GitHub issues #1754, #1784, #1789: eps = 1e-8 underflows to 0 in float16, and 0/0 gave NaN. Here the
     # low-precision run must give what the same (rounded) gradients give in float32: zero for zero.
     tx = case.optimizer(**case.defaults)
     params = nested_params(dtype)
@@ -124,7 +124,7 @@ BLOCK_DTYPES = [
 
 @pytest.mark.parametrize(("block", "kwargs", "expected"), BLOCK_DTYPES, ids=lambda x: getattr(x, "__name__", None))
 def test_state_dtype_is_a_choice_and_persists(block, kwargs, expected):
-    # Squared accumulators default to float32 for bfloat16 params (optax issue 1552); first moments keep the
+    # Squared accumulators default to float32 for bfloat16 params (Optax's GitHub issue #1552); first moments keep the
     # params' dtype; an explicit dtype wins either way, and persists across steps.
     tx = block(**kwargs)
     params = nested_params(jnp.bfloat16)
@@ -168,7 +168,7 @@ def test_float32_moments_track_bf16_params_better():
 @pytest.mark.parametrize("param_dtype", [jnp.float32, jnp.float16, jnp.bfloat16], ids=lambda d: jnp.dtype(d).name)
 @pytest.mark.parametrize("grad_dtype", [jnp.float32, jnp.float16, jnp.bfloat16], ids=lambda d: jnp.dtype(d).name)
 def test_multi_steps_with_mixed_precision(case, param_dtype, grad_dtype):
-    # optax issues 377 and 1038: MultiSteps' lax.cond needs the inner updates in the gradients' dtype.
+    # Optax's GitHub issues #377 and #1038: MultiSteps' lax.cond needs the inner updates in the gradients' dtype.
     tx = optax.MultiSteps(case.optimizer(**case.defaults), every_k_schedule=2)
     params = nested_params(param_dtype)
     state = tx.init(params)

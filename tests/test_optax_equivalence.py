@@ -32,7 +32,7 @@ PAIRS = [
         lambda: optax.sgd(0.05, momentum=0.9, nesterov=True),
     ),
     ("adagrad-optax-defaults", lambda: atx.adagrad(0.1, eps=1e-7, initial_accumulator=0.1), lambda: optax.adagrad(0.1)),
-    # Knobs on the blocks (issue 3).
+    # Knobs on the blocks.
     (
         "rms-centered-eps-outside",
         lambda: optax.chain(atx.scale_by_rms(decay=0.8, eps=0.1, centered=True, eps_in_sqrt=False), optax.scale(-0.01)),
