@@ -1,10 +1,14 @@
 """Run by tests/test_checkpoint.py in fresh processes: train, checkpoint with Orbax, resume.
 
 usage: python -m tests.checkpoint_worker (save|resume) DIR OUT.npz
-  save:   for each optimizer, 5 steps, save (params, state) to DIR/<name>, 5 more steps; final params to OUT.
-  resume: for each optimizer, restore DIR/<name> into the abstract (params, state), 5 steps; params to OUT.
+  save:   for each entry of the registry, 5 steps, save (params, state) to DIR/<name>, 5 more steps; the final
+          params and state leaves to OUT.
+  resume: for each entry, restore DIR/<name> into the abstract (params, state), 5 steps; the same leaves to OUT.
+
+Both runs use the tests' strict dtype promotion (tests/conftest.py), which this fresh process does not load.
 """
 
+import re
 import sys
 
 import jax
@@ -13,19 +17,32 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from tests.helpers import OPTIMIZERS, nested_params
+from tests.helpers import REGISTRY, nested_params
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+def directory_name(name: str) -> str:
+    """An entry's name as a checkpoint directory: ``torch.adam`` becomes ``torch_adam``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
 def _grad(params, t):
     return jax.tree.map(lambda w: w - 1 + jnp.sin(3 * w) + jnp.asarray(t, w.dtype) / 10, params)
 
 
-def _steps(tx, params, state, start, count):
+def _stepper(tx):
+    """One jitted step of ``tx`` (compiled once per process: compilation is most of this worker's time)."""
+
     @jax.jit
     def step(params, state, t):
         updates, state = tx.update(_grad(params, t), state, params)
         return optax.apply_updates(params, updates), state
 
+    return step
+
+
+def _steps(step, params, state, start, count):
     for t in range(start, start + count):
         params, state = step(params, state, t)
     return params, state
@@ -34,20 +51,21 @@ def _steps(tx, params, state, start, count):
 def main(mode: str, directory: str, out: str) -> None:
     checkpointer = ocp.StandardCheckpointer()
     finals = {}
-    for case in OPTIMIZERS:
-        tx = case.optimizer(**case.unusual[0])
-        path = f"{directory}/{case.name}"
+    for entry in REGISTRY:
+        tx = entry()
+        step = _stepper(tx)
+        path = f"{directory}/{directory_name(entry.name)}"
         if mode == "save":
             params = nested_params()
-            params, state = _steps(tx, params, tx.init(params), 0, 5)
+            params, state = _steps(step, params, tx.init(params), 0, 5)
             checkpointer.save(path, (params, state))
-            checkpointer.wait_until_finished()
         else:
             abstract = jax.eval_shape(lambda p, tx=tx: (p, tx.init(p)), nested_params())
             params, state = checkpointer.restore(path, abstract)
-        params, _ = _steps(tx, params, state, 5, 5)
-        for i, leaf in enumerate(jax.tree.leaves(params)):
-            finals[f"{case.name}/{i}"] = np.asarray(leaf)
+        final = _steps(step, params, state, 5, 5)
+        for i, (key, leaf) in enumerate(jax.tree_util.tree_leaves_with_path(final)):
+            finals[f"{entry.name}/{i}{jax.tree_util.keystr(key)}"] = np.asarray(leaf)
+    checkpointer.wait_until_finished()
     np.savez(out, **finals)
 
 
