@@ -27,3 +27,13 @@ def test_readme_has_both_commands():
     assert 'pip install -e ".[dev]" && adaptive-tx race' in text
     assert "\npytest\n" in text
     assert len(BLOCKS) >= 2
+
+
+def test_readme_recipe_for_optax_checkpoints_is_the_tested_helper():
+    import inspect
+    import textwrap
+
+    from tests.test_interop import move_by_name
+
+    source = textwrap.indent(inspect.getsource(move_by_name), "  ")
+    assert source in README.read_text()
