@@ -22,7 +22,7 @@ scalar state (step counts) is replicated on the params' mesh.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -164,21 +164,30 @@ def init_fields(params: ArrayTree, fields: Mapping[str, Field]) -> dict[str, Arr
 # --------------------------------------------------------------------------- the lifting
 
 
-def map_leaves(step: Callable[..., tuple[Array, ...]], updates: ArrayTree, *states: ArrayTree) -> tuple[ArrayTree, ...]:
+def map_leaves(
+    step: Callable[..., tuple[Array, ...]], updates: ArrayTree, *states: ArrayTree, squared: Sequence[bool] = ()
+) -> tuple[ArrayTree, ...]:
     """Apply ``step(dtype, g, *s) -> (direction, *new_s)`` leaf by leaf over pytrees, with the policy above.
 
     Every input leaf arrives cast to :func:`compute_dtype`, which ``step`` receives as its first argument
     to cast hyperparameters with (its real part, for complex leaves). The direction comes back in the
     :func:`wider` of the gradient's and the state's dtypes, each new state leaf in the dtype of the old one,
-    so state dtypes never drift. Returns ``(directions, *new_states)``.
+    so state dtypes never drift. ``squared[i]`` marks ``states[i]`` as real by design (sums of ``|g|^2``);
+    the others must be complex for a complex gradient. Returns ``(directions, *new_states)``.
     """
     check_gradients(updates, *states)
-    leaves, treedef_ = jax.tree.flatten(updates)
+    paths_and_leaves, treedef_ = jax.tree_util.tree_flatten_with_path(updates)
     treedef: Any = treedef_  # jaxlib's PyTreeDef stubs lack flatten_up_to.
     state_leaves = [treedef.flatten_up_to(s) for s in states]
+    real_ok = tuple(squared) + (False,) * (len(states) - len(squared))
     outputs: list[list[Array]] = [[] for _ in range(1 + len(states))]
-    for g, *s in zip(leaves, *state_leaves, strict=True):
+    for (path, g), *s in zip(paths_and_leaves, *state_leaves, strict=True):
         g = jnp.asarray(g)
+        if jnp.iscomplexobj(g) and any(not ok and not jnp.iscomplexobj(x) for ok, x in zip(real_ok, s, strict=True)):
+            raise TypeError(
+                f"gradient leaf {_path(path)} is complex ({g.dtype}), but the optimizer state was built for real "
+                "params: init the optimizer with the complex params."
+            )
         dtypes = [g.dtype, *(x.dtype for x in s)]
         dtype = compute_dtype(*dtypes)
         real = _real(dtype)
@@ -223,15 +232,12 @@ def transformation(
             head |= new_scalars
             per_step |= more
         previous = [getattr(state, name) for name in fields]
-        check_gradients(updates, *previous)
-        for name, field in fields.items():
-            if not field.squared:
-                check_complex(updates, getattr(state, name))
 
         def leaf_step(dtype, g, *s):
             return step(dtype, g, *s, **per_step)
 
-        directions, *new = map_leaves(leaf_step, updates, *previous)
+        squared = [field.squared for field in fields.values()]
+        directions, *new = map_leaves(leaf_step, updates, *previous, squared=squared)
         return directions, state_type(**head, **dict(zip(fields, new, strict=True)))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -294,18 +300,6 @@ def check_gradients(updates: ArrayTree, *states: ArrayTree) -> None:
                     f"gradient leaf {_path(path)} has shape {jnp.shape(g)}, but the optimizer state was built "
                     f"for shape {jnp.shape(s)}."
                 )
-
-
-def check_complex(updates: ArrayTree, first_moments: ArrayTree) -> None:
-    """A complex gradient needs complex first moments: a real one would silently drop its imaginary part."""
-    for (path, g), m in zip(
-        jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(first_moments), strict=True
-    ):
-        if jnp.iscomplexobj(g) and not jnp.iscomplexobj(m):
-            raise TypeError(
-                f"gradient leaf {_path(path)} is complex ({jnp.result_type(g)}), but the optimizer state was built "
-                f"for real params ({jnp.result_type(m)}): init the optimizer with the complex params."
-            )
 
 
 def _path(path: Any) -> str:
