@@ -290,7 +290,7 @@ class Entry:
       make: the public factory (or, for PyTorch's ``betas``, a thin adapter that takes them one by one).
       kwargs: arguments far from the defaults, so that every term of the update matters.
       decays: the numeric arguments that are learning rates or decays: differentiated in the gradient tests.
-      zero_eps: overrides that set eps (and squared accumulators' initial values, and weight decay) to 0,
+      zero_eps: overrides that set eps (and the accumulators' initial values, and weight decay) to 0,
         so that coordinates with exactly zero gradient give 0/0 inside the update; ``eps_note`` says why an
         entry keeps its eps.
       block: True for a building block (no learning rate, no sign): tests chain it with ``optax.scale``.
@@ -356,7 +356,8 @@ REGISTRY = [
         atx.adam,
         OPTIMIZERS[4].unusual[0],
         ("learning_rate", "b1", "b2"),
-        {"eps": 0.0, "eps_root": 0.0, "initial_nu": 0.0},
+        # initial_mu too: a non-zero first moment over a zero second moment is x / 0 = inf, not 0 / 0.
+        {"eps": 0.0, "eps_root": 0.0, "initial_nu": 0.0, "initial_mu": 0.0},
         complex={"initial_mu": 0.0},
     ),
     # The optimizers' own knobs.
