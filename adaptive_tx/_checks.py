@@ -16,13 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     """True for Python and NumPy real numbers; False for arrays and tracers, which are not checked."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def _describe(value: Any) -> str:
-    return repr(value) if _is_number(value) else f"a {type(value).__name__}"
+    return repr(value) if is_number(value) else f"a {type(value).__name__}"
 
 
 def check_number(name: str, value: Any) -> bool:
@@ -30,9 +30,9 @@ def check_number(name: str, value: Any) -> bool:
 
     Traced values (under ``jax.jit`` or ``optax.inject_hyperparams``) and arrays pass unchecked.
     """
-    if isinstance(value, bool | np.bool_) or not (_is_number(value) or isinstance(value, jax.Array | np.ndarray)):
+    if isinstance(value, bool | np.bool_) or not (is_number(value) or isinstance(value, jax.Array | np.ndarray)):
         raise TypeError(f"{name} must be a real number or an array, got {_describe(value)}.")
-    return _is_number(value)
+    return is_number(value)
 
 
 def check_bool(name: str, value: Any) -> None:
@@ -79,4 +79,4 @@ def check_learning_rate(value: Any, name: str = "learning_rate") -> None:
 
 def all_numbers(values: Sequence[Any]) -> bool:
     """True if every value is a checkable Python number (no tracers or arrays)."""
-    return all(_is_number(v) for v in values)
+    return all(is_number(v) for v in values)

@@ -17,7 +17,6 @@ sign included). The knobs:
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -52,15 +51,9 @@ def check_args(
         _checks.check_bool(name, value)
 
 
-def is_number(value: Any) -> bool:
-    """True for a Python or NumPy number: a value that can be checked now. Arrays and tracers (under
-    ``jax.jit`` or ``optax.inject_hyperparams``) are not, and pass unchecked."""
-    return isinstance(value, numbers.Real)
-
-
 def is_zero(value: Any) -> bool:
     """True for a Python number equal to 0: the frameworks skip such terms, and so do we."""
-    return is_number(value) and value == 0
+    return _checks.is_number(value) and value == 0
 
 
 def _as_schedule(learning_rate: optax.ScalarOrSchedule):

@@ -22,6 +22,7 @@ from typing import Any
 
 import optax
 
+from adaptive_tx import _checks
 from adaptive_tx.compat import _build
 
 __all__ = ["adadelta", "adagrad", "adam", "adamw", "nadam", "rmsprop", "sgd"]
@@ -244,7 +245,7 @@ def sgd(
     )
     # Checked on Python numbers only: arrays and traced values (optax.inject_hyperparams) pass unchecked.
     if nesterov and (
-        (_build.is_number(momentum) and momentum <= 0) or (_build.is_number(dampening) and dampening != 0)
+        (_checks.is_number(momentum) and momentum <= 0) or (_checks.is_number(dampening) and dampening != 0)
     ):
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     return _build.sgd(
