@@ -233,3 +233,19 @@ def test_compat_functions_still_build_where_a_knob_has_nothing_to_act_on(factory
     # The compat functions pass lr_in_buffer only with a momentum and decoupled only with a weight decay;
     # their first step is the textbook one (float64 NumPy).
     np.testing.assert_allclose(_first_update(factory(), G, P), expected, rtol=1e-5)
+
+
+def test_torch_adagrad_lr_decay_injected_in_float32_under_x64():
+    # An injected float32 lr_decay beside float64 params used to meet a float64 count: a strict-promotion
+    # error. The rate is lr / (1 + t * lr_decay), t = 0, 1, ...
+    with jax.enable_x64(True):
+        tx = optax.inject_hyperparams(tt.adagrad, hyperparam_dtype=jnp.float32)(lr=0.1, lr_decay=0.5)
+        params = jnp.ones(2, jnp.float64)
+        state = tx.init(params)
+        steps = []
+        for _ in range(3):
+            updates, state = jax.jit(tx.update)(jnp.ones(2, jnp.float64), state, params)
+            steps.append(float(-updates[0]))
+    # AdaGrad on a constant unit gradient divides by sqrt(t + 1) (+ eps 1e-10 outside the root).
+    expected = [0.1 / (1 + t * 0.5) / (np.sqrt(t + 1) + 1e-10) for t in range(3)]
+    np.testing.assert_allclose(steps, expected, rtol=1e-6)  # float32 hyperparameters: float32 rounding.

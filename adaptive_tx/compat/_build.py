@@ -205,7 +205,10 @@ def adagrad(
         base = _as_schedule(learning_rate)
 
         def rate(count):
-            return base(count) / (1 + jnp.asarray(count, jnp.result_type(float)) * lr_decay)
+            # In the wider of the decay's dtype and float32 (an injected float32 decay under x64 included).
+            dtype = _leafwise.compute_dtype(jnp.result_type(lr_decay))
+            base_rate = jnp.asarray(base(count), _leafwise.compute_dtype(jnp.result_type(base(count)), dtype))
+            return base_rate / (1 + jnp.asarray(count, base_rate.dtype) * jnp.asarray(lr_decay, base_rate.dtype))
 
     block = scale_by_adagrad(eps=eps, initial_accumulator=initial_accumulator, eps_in_sqrt=eps_in_sqrt)
     return _compose(block, rate, **around)
