@@ -238,3 +238,15 @@ def test_bias_correction_exact_at_step_one_and_harmless_at_a_million():
         v = 0.9 * state.mu + 0.1 * g
         s = 0.999 * state.nu + 0.001 * g**2
         np.testing.assert_allclose(direction, v / (jnp.sqrt(s) + 1e-8), rtol=1e-15)
+
+
+def test_only_zero_over_zero_is_zero():
+    # A coordinate whose gradients were all 0, with eps = 0: 0/0, no gradient, no step.
+    tx = atx.scale_by_adam(eps=0.0)
+    zero, _ = tx.update(jnp.zeros(2), tx.init(jnp.zeros(2)))
+    np.testing.assert_array_equal(zero, 0.0)
+    # But a non-zero first moment over a zero second moment is what the equation says: inf (the old guard
+    # returned 0 here, hiding it from optax.apply_if_finite).
+    tx = atx.scale_by_adam(eps=0.0, initial_mu=0.5)
+    step, _ = tx.update(jnp.zeros(2), tx.init(jnp.zeros(2)))
+    np.testing.assert_array_equal(step, np.inf)

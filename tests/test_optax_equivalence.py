@@ -50,6 +50,27 @@ PAIRS = [
         ),
         lambda: optax.nadam(0.05, b1=0.8, b2=0.9, eps=0.1),
     ),
+    # The optimizers' own knobs, against Optax's same-named ones.
+    (
+        "adam-nesterov",
+        lambda: atx.adam(0.05, b1=0.8, b2=0.9, eps=0.1, nesterov=True),
+        lambda: optax.adam(0.05, b1=0.8, b2=0.9, eps=0.1, nesterov=True),
+    ),
+    (
+        "adam-amsgrad-corrected",
+        lambda: atx.adam(0.05, b1=0.8, b2=0.9, eps=0.1, amsgrad="corrected"),
+        lambda: optax.amsgrad(0.05, b1=0.8, b2=0.9, eps=0.1),
+    ),
+    (
+        "rmsprop-centered-momentum-nesterov",
+        lambda: atx.rmsprop(0.01, decay=0.8, eps=0.1, centered=True, momentum=0.7, nesterov=True),
+        lambda: optax.rmsprop(0.01, decay=0.8, eps=0.1, centered=True, momentum=0.7, nesterov=True),
+    ),
+    (
+        "rmsprop-momentum-schedule",
+        lambda: atx.rmsprop(optax.linear_schedule(0.02, 0.002, 20), momentum=0.9, eps_in_sqrt=False),
+        lambda: optax.rmsprop(optax.linear_schedule(0.02, 0.002, 20), momentum=0.9, eps_in_sqrt=False),
+    ),
     (
         "amsgrad-corrected",
         lambda: optax.chain(atx.scale_by_adam(b1=0.8, b2=0.9, eps=0.1, amsgrad="corrected"), optax.scale(-0.05)),
