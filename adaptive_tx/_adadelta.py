@@ -66,11 +66,15 @@ def scale_by_adadelta(
     def step(dtype, g, e_g, e_x):
         rho_, eps_ = _leafwise.cast(dtype, rho, eps)
         e_g = _math.leaky_average(e_g, _math.square(g), rho_)
-        # sqrt((dw + eps) / (s + eps)) takes one root where the equation takes two; same value, faster.
-        # s + eps is 0 only where every gradient so far was 0 (and eps is 0): there the step is 0 (a 0/0).
-        denominator = e_g + eps_
-        numerator = jnp.where(denominator == 0, jnp.zeros_like(e_x), e_x + eps_)
-        delta = _math.scaled(g, _math.safe_sqrt(_math.safe_divide(numerator, denominator)))
+        # sqrt((dw + eps) / (s + eps)) takes one root where the equation takes two: same value, and XLA fuses
+        # it tighter. s + eps is 0 only where every gradient so far was 0 (and eps is 0): 0/0, no step. And
+        # dw + eps is 0 only if eps and dw are (a traced eps; numbers are refused above): no step either.
+        # Both guards replace the root's input as well as its output, so jax.grad stays finite there.
+        numerator, denominator = e_x + eps_, e_g + eps_
+        still = (denominator == 0) | (numerator == 0)
+        ratio = numerator / jnp.where(still, jnp.ones_like(denominator), denominator)
+        root = jnp.sqrt(jnp.where(still, jnp.ones_like(ratio), ratio))
+        delta = jnp.where(still, jnp.zeros_like(g), _math.scaled(g, root))
         e_x = _math.leaky_average(e_x, _math.square(delta), rho_)
         return delta, e_g, e_x
 
