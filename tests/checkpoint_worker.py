@@ -14,10 +14,9 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import orbax.checkpoint as ocp
 
-from tests.helpers import REGISTRY, nested_params
+from tests.helpers import REGISTRY, jitted_step, nested_params
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
@@ -31,17 +30,6 @@ def _grad(params, t):
     return jax.tree.map(lambda w: w - 1 + jnp.sin(3 * w) + jnp.asarray(t, w.dtype) / 10, params)
 
 
-def _stepper(tx):
-    """One jitted step of ``tx`` (compiled once per process: compilation is most of this worker's time)."""
-
-    @jax.jit
-    def step(params, state, t):
-        updates, state = tx.update(_grad(params, t), state, params)
-        return optax.apply_updates(params, updates), state
-
-    return step
-
-
 def _steps(step, params, state, start, count):
     for t in range(start, start + count):
         params, state = step(params, state, t)
@@ -53,7 +41,7 @@ def main(mode: str, directory: str, out: str) -> None:
     finals = {}
     for entry in REGISTRY:
         tx = entry()
-        step = _stepper(tx)
+        step = jitted_step(tx, _grad)  # Compiled once per process: most of this worker's time.
         path = f"{directory}/{directory_name(entry.name)}"
         if mode == "save":
             params = nested_params()

@@ -248,14 +248,20 @@ def nested_params(dtype: Any = jnp.float32) -> dict[str, Any]:
     }
 
 
-def run_steps(tx: optax.GradientTransformation, params: Any, grad_fn: Callable, steps: int) -> tuple:
-    """``steps`` jitted steps of ``tx`` on ``grad_fn(params, t)``; returns (trajectory list, final state)."""
+def jitted_step(tx: optax.GradientTransformation, grad_fn: Callable) -> Callable:
+    """One jitted training step of ``tx`` on ``grad_fn(params, t)``: ``(params, state, t) -> (params, state)``."""
 
     @jax.jit
     def step(params, state, t):
         updates, state = tx.update(grad_fn(params, t), state, params)
         return optax.apply_updates(params, updates), state
 
+    return step
+
+
+def run_steps(tx: optax.GradientTransformation, params: Any, grad_fn: Callable, steps: int) -> tuple:
+    """``steps`` jitted steps of ``tx`` on ``grad_fn(params, t)``; returns (trajectory list, final state)."""
+    step = jitted_step(tx, grad_fn)
     state = tx.init(params)
     out = []
     for t in range(steps):

@@ -49,7 +49,7 @@ import optax
 import pytest
 
 import adaptive_tx as atx
-from tests.helpers import max_relative_error, nested_params
+from tests.helpers import jitted_step, max_relative_error, nested_params
 from tests.parity import require
 
 
@@ -95,13 +95,7 @@ def _grad(params, t):
 @functools.cache
 def _stepper(tx):
     """One jitted step of ``tx``, compiled once for all of a test's runs."""
-
-    @jax.jit
-    def step(params, state, t):
-        updates, state = tx.update(_grad(params, t), state, params)
-        return optax.apply_updates(params, updates), state
-
-    return step
+    return jitted_step(tx, _grad)
 
 
 def _train(tx, params, state, start, steps):
