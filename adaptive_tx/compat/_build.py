@@ -206,9 +206,9 @@ def adagrad(
 
         def rate(count):
             # In the wider of the decay's dtype and float32 (an injected float32 decay under x64 included).
-            dtype = _leafwise.compute_dtype(jnp.result_type(lr_decay))
-            base_rate = jnp.asarray(base(count), _leafwise.compute_dtype(jnp.result_type(base(count)), dtype))
-            return base_rate / (1 + jnp.asarray(count, base_rate.dtype) * jnp.asarray(lr_decay, base_rate.dtype))
+            base_rate = base(count)
+            dtype = _leafwise.compute_dtype(jnp.result_type(base_rate), jnp.result_type(lr_decay))
+            return jnp.asarray(base_rate, dtype) / (1 + jnp.asarray(count, dtype) * jnp.asarray(lr_decay, dtype))
 
     block = scale_by_adagrad(eps=eps, initial_accumulator=initial_accumulator, eps_in_sqrt=eps_in_sqrt)
     return _compose(block, rate, **around)
