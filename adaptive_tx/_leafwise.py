@@ -137,9 +137,9 @@ def init_count(params: ArrayTree = None) -> Array:
     return jnp.zeros([], jnp.int32, device=_scalar_placement(params))
 
 
-def init_scalar(params: ArrayTree, value: float) -> Array:
-    """A float scalar of state (float64 under ``jax_enable_x64``), replicated on the params' mesh."""
-    return jnp.full([], value, canonical_dtype(jnp.float64), device=_scalar_placement(params))
+def init_scalar(params: ArrayTree, value: float, dtype: Any = jnp.float64) -> Array:
+    """A float scalar of state (float64 under ``jax_enable_x64`` by default), replicated on the params' mesh."""
+    return jnp.full([], value, canonical_dtype(dtype), device=_scalar_placement(params))
 
 
 def next_count(count: Array) -> Array:

@@ -1,10 +1,10 @@
 """The one registry of transformations under test, and the float64 NumPy oracles of the lecture's equations.
 
 ``REGISTRY`` holds every public transformation: the five optimizers, each building block with each knob
-setting, NAdam, ``bias_correction`` and the fourteen compat functions. Every property test runs over it;
-what differs between entries (hyperparameters, which ones are decays, how eps is set to 0, whether complex
-params make sense) lives on the ``Entry``, never as name lists inside tests. ``OPTIMIZERS`` adds, for the
-five optimizers, their oracles and the problems they are known to solve.
+setting, NAdam, ``bias_correction``, ``diagnostics.track`` and the fourteen compat functions. Every property
+test runs over it; what differs between entries (hyperparameters, which ones are decays, how eps is set to
+0, whether complex params make sense) lives on the ``Entry``, never as name lists inside tests.
+``OPTIMIZERS`` adds, for the five optimizers, their oracles and the problems they are known to solve.
 
 The oracles are independent transcriptions of the lecture's equations (README.md, "The five optimizers")
 in float64 (or complex128) NumPy, one leaf at a time: they share no code with ``adaptive_tx``. Squares are
@@ -14,6 +14,7 @@ in float64 (or complex128) NumPy, one leaf at a time: they share no code with ``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,6 +28,7 @@ import pytest
 import adaptive_tx as atx
 import adaptive_tx.compat.keras as kt
 import adaptive_tx.compat.torch as tt
+from adaptive_tx.diagnostics import track
 
 # ----------------------------------------------------------------------------- float64 NumPy oracles
 # Each oracle is (init(w, **hp) -> state, step(g, state, **hp) -> (update, state)), per leaf, where the
@@ -334,6 +336,16 @@ def _torch_betas(factory):
     return make
 
 
+def _tracked(factory):
+    """``track(factory(...))`` with ``factory``'s signature, so its hyperparameters can be injected."""
+
+    @functools.wraps(factory)
+    def make(**kwargs):
+        return track(factory(**kwargs))
+
+    return make
+
+
 _ZERO_L2 = {"weight_decay": 0.0}
 _NO_EPS_ADADELTA = "Adadelta with eps = 0 never moves unless initial_delta > 0, which this signature lacks"
 
@@ -512,6 +524,23 @@ REGISTRY = [
         block=True,
     ),
     Entry("bias_correction", atx.bias_correction, {"decay": 0.8}, ("decay",), {}, block=True),
+    # The diagnostics wrapper, around an optimizer (GradientTransformationExtraArgs) and a block.
+    Entry(
+        "track-adam",
+        _tracked(atx.adam),
+        OPTIMIZERS[4].unusual[0],
+        ("learning_rate", "b1", "b2"),
+        {"eps": 0.0, "eps_root": 0.0, "initial_nu": 0.0, "initial_mu": 0.0},
+        complex={"initial_mu": 0.0},
+    ),
+    Entry(
+        "track-scale_by_adagrad",
+        _tracked(atx.scale_by_adagrad),
+        {"eps": 0.1, "initial_accumulator": 0.5},
+        (),
+        {"eps": 0.0, "initial_accumulator": 0.0},
+        block=True,
+    ),
     # The compat functions, with the knobs that change their numbers set.
     Entry(
         "torch.adagrad",
