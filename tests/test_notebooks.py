@@ -1,0 +1,70 @@
+"""The notebooks in notebooks/: each runs top to bottom in a fresh kernel, and is committed with its plots.
+
+Each notebook checks its own claims with ``assert`` cells, so a notebook whose numbers drift fails here.
+To re-execute a notebook and save its outputs in place: ``python -m tests.test_notebooks notebooks/NAME.ipynb``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+EXPECTED = {"01_from_adagrad_to_adam", "02_adadelta_epsilon", "03_adam_bias_correction", "04_generalization"}
+# Generous: a notebook takes under a minute on 2 cores; a shared CI machine can be several times slower.
+CELL_TIMEOUT_S = 600
+
+
+def execute(path: Path, cwd: Path):
+    """Run the notebook at ``path`` in a fresh kernel (CPU only), in the working directory ``cwd``."""
+    import nbclient
+    import nbformat
+
+    os.environ["JAX_PLATFORMS"] = "cpu"  # Inherited by the kernel: the notebooks are CPU-only.
+    os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core's own warning otherwise.
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
+    client.execute()
+    return notebook
+
+
+def test_the_four_notebooks_are_there():
+    assert EXPECTED <= {p.stem for p in NOTEBOOKS}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_top_to_bottom(path, tmp_path):
+    notebook = execute(path, tmp_path)  # Raises CellExecutionError, with the cell and traceback, on failure.
+    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_with_its_outputs(path):
+    """Readers see the plots on the repository page: every cell ran, in order, and the plots are saved."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code" and c.source.strip()]
+    counts = [c.execution_count for c in code]
+    assert None not in counts, f"{path.name}: some cells were never run"
+    assert counts == sorted(counts) and len(set(counts)) == len(counts), f"{path.name}: not run top to bottom"
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"], f"{path.name}: saved with an error"
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name}: saved without its plots"
+    assert any("assert " in c.source for c in code), f"{path.name}: checks none of its claims"
+
+
+if __name__ == "__main__":
+    import nbformat
+
+    for name in sys.argv[1:]:
+        target = Path(name).resolve()
+        nbformat.write(execute(target, target.parent), target)
+        print(f"executed and saved {name}")
