@@ -122,7 +122,15 @@ def summarize(updates: ArrayTree, grads: ArrayTree, params: ArrayTree | None = N
     """
     _check_like(updates, grads)
     dtype = _real_dtype(*jax.tree.leaves(updates), *jax.tree.leaves(grads))
-    totals: dict[str, list[Any]] = {"count": [], "lr_sum": [], "lr_min": [], "lr_max": [], "u2": [], "g2": [], "size": []}
+    totals: dict[str, list[Any]] = {
+        "count": [],
+        "lr_sum": [],
+        "lr_min": [],
+        "lr_max": [],
+        "u2": [],
+        "g2": [],
+        "size": [],
+    }
     for u, g in zip(jax.tree.leaves(updates), jax.tree.leaves(grads), strict=True):
         ratio = _ratio(u, g)
         nonzero = g != 0
