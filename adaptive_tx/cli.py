@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import math
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
@@ -16,6 +20,12 @@ import optax
 
 import adaptive_tx as atx
 from adaptive_tx.problems import PROBLEMS, Problem, trajectory
+
+if TYPE_CHECKING:
+    from matplotlib.animation import AbstractMovieWriter
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from PIL import Image
 
 # The lecture's order: AdaGrad -> RMSprop -> Adadelta, then Momentum, then Adam.
 OPTIMIZERS: dict[str, Callable[[float], optax.GradientTransformation]] = {
@@ -112,22 +122,26 @@ def format_divergence_notes(problem: Problem, laps: Sequence[Lap]) -> str:
     return "\n".join(lines)
 
 
-def plot(problem: Problem, laps: Sequence[Lap], out: str) -> None:
-    """Write a PNG: the surface's contours and each optimizer's path."""
+def _pyplot(what: str) -> ModuleType:
+    """``matplotlib.pyplot`` on the Agg backend; exits naming ``what`` when matplotlib is not installed."""
     try:
         import matplotlib
     except ImportError as err:  # The core package does not depend on matplotlib.
-        raise SystemExit('adaptive-tx: drawing the PNG needs matplotlib: pip install "adaptive_tx[plot]"') from err
+        raise SystemExit(f'adaptive-tx: drawing {what} needs matplotlib: pip install "adaptive_tx[plot]"') from err
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _draw_surface(ax: Axes, problem: Problem) -> None:
+    """The surface's contours and its minima on ``ax``, limited to ``problem.window``."""
     from matplotlib.colors import LogNorm
 
     (x0, x1), (y0, y1) = problem.window
     xs, ys = np.meshgrid(np.linspace(x0, x1, 300), np.linspace(y0, y1, 300))
     grid = np.stack([xs.ravel(), ys.ravel()], axis=-1).astype(np.float32)
     zs = np.asarray(jax.jit(jax.vmap(problem.fn))(grid)).reshape(xs.shape)
-
-    fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
     if problem.minima:  # Log-spaced contours show the floor of a valley; f >= 0 on these surfaces.
         levels = np.geomspace(max(zs.min(), 1e-3), zs.max(), 30)
         ax.contourf(xs, ys, np.maximum(zs, levels[0]), levels=levels, norm=LogNorm(), cmap="Greys", alpha=0.6)
@@ -137,18 +151,139 @@ def plot(problem: Problem, laps: Sequence[Lap], out: str) -> None:
     else:
         ax.contourf(xs, ys, zs, levels=30, cmap="Greys", alpha=0.6)
         ax.contour(xs, ys, zs, levels=30, colors="grey", linewidths=0.4)
+    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y")
+
+
+def _label(lap: Lap) -> str:
+    return f"{lap.name} (lr {lap.learning_rate:g})"
+
+
+def plot(problem: Problem, laps: Sequence[Lap], out: str) -> None:
+    """Write a PNG: the surface's contours and each optimizer's path."""
+    plt = _pyplot("the PNG")
+    fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
+    _draw_surface(ax, problem)
     palette = plt.get_cmap("tab10")
     for i, lap in enumerate(laps):
         color = palette(i % 10)
-        ax.plot(*lap.path.T, "-", color=color, linewidth=1.5, label=f"{lap.name} (lr {lap.learning_rate:g})")
+        ax.plot(*lap.path.T, "-", color=color, linewidth=1.5, label=_label(lap))
         ax.plot(*lap.path[-1], "o", color=color, markersize=6)
     ax.plot(*problem.start, "ks", markersize=7, label="start")
-    ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x", ylabel="y")
     ax.set_title(f"{problem.name}: {len(laps[0].losses) - 1} steps" if laps else problem.name)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, format="png")
     plt.close(fig)
+
+
+# An animation shows at most this many distinct frames: a 2000-step race stays well under 5 MB as a GIF.
+MAX_FRAMES = 120
+_FPS = 15
+_HOLD_S = 2.0  # How long the last frame stays before the GIF loops.
+
+
+def frame_steps(steps: int, max_frames: int = MAX_FRAMES) -> np.ndarray:
+    """The steps an animation of a ``steps``-step race draws: ``0`` and ``steps`` included, strictly increasing.
+
+    Every step when there are at most ``max_frames``; otherwise ``max_frames`` steps spaced evenly in
+    ``log(1 + t)``, so consecutive steps at the start, where the optimizers move most, and ever wider gaps later.
+    """
+    if steps + 1 <= max_frames:
+        return np.arange(steps + 1)
+    # Rounding merges the first log-spaced points into the same integers; ask for more until max_frames survive.
+    # This ends: enough points give all steps + 1 > max_frames integers.
+    chosen = np.array([0, steps])
+    for n in itertools.count(max_frames):
+        spaced = np.unique(np.rint(np.expm1(np.linspace(0.0, math.log1p(steps), n))).astype(int))
+        spaced[-1] = steps  # Guard the end against rounding.
+        if spaced.size > max_frames:
+            break
+        chosen = spaced
+    return chosen
+
+
+def _race_scene(problem: Problem, laps: Sequence[Lap]) -> tuple[Figure, Callable[[int], None]]:
+    """The animation's figure and a function that draws step ``t`` on it (each marker at ``w_t``, its trail)."""
+    plt = _pyplot("the animation")
+    steps = len(laps[0].losses) - 1 if laps else 0
+    fig, ax = plt.subplots(figsize=(7.5, 5.2), dpi=90)
+    _draw_surface(ax, problem)
+    palette = plt.get_cmap("tab10")
+    drawn = []
+    for i, lap in enumerate(laps):
+        color = palette(i % 10)
+        (trail,) = ax.plot([], [], "-", color=color, linewidth=1.5)
+        (marker,) = ax.plot([], [], "o", color=color, markersize=7, markeredgecolor="k", label=_label(lap), zorder=6)
+        drawn.append((lap, trail, marker))
+    ax.plot(*problem.start, "ks", markersize=6, label="start")
+    # Outside the axes: it covers no path, and it stays put while the markers move.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    title = ax.set_title("")
+
+    def draw(t: int) -> None:
+        for lap, trail, marker in drawn:
+            trail.set_data(lap.path[: t + 1, 0], lap.path[: t + 1, 1])
+            marker.set_data(lap.path[t : t + 1, 0], lap.path[t : t + 1, 1])
+        title.set_text(f"{problem.name}: step {t} / {steps}")
+
+    draw(steps)  # The longest title, for the layout.
+    fig.tight_layout()
+    return fig, draw
+
+
+def _one_palette(frames: Sequence[Image.Image], exact: Sequence[tuple[int, int, int]]) -> list[Image.Image]:
+    """``frames`` in one palette of 256 colours: the ``exact`` ones, and the rest by median cut of the last frame.
+
+    Median cut counts pixels, so on its own it would merge a thin line's colour into the greys around it.
+    """
+    from PIL import Image
+
+    last = frames[-1].convert("RGB")  # It holds every trail, so its colours are the animation's.
+    base = last.quantize(256 - len(exact), dither=Image.Dither.NONE).getpalette() or []
+    palette = Image.new("P", (1, 1))
+    palette.putpalette([*base[: 3 * (256 - len(exact))], *(c for rgb in exact for c in rgb)])
+    return [frame.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
+
+
+def _gif_writer(fps: int) -> AbstractMovieWriter:
+    """matplotlib's ``PillowWriter`` with one palette for every frame, which keeps the figure's line colours.
+
+    ``PillowWriter`` lets Pillow pick a palette per frame; the greys then shift a little from frame to frame, so
+    each frame is stored whole (4 MB for the default race). With one palette, a frame stores only the box in which
+    something moved.
+    """
+    from matplotlib.animation import PillowWriter
+    from matplotlib.colors import to_rgb
+
+    class OnePaletteWriter(PillowWriter):
+        def finish(self) -> None:
+            frames = getattr(self, "_frames", None)  # What PillowWriter grabbed: RGB images (RGBA if transparent).
+            if frames:
+                # One entry per optimizer, and black: a handful of the 256.
+                colors = [to_rgb(line.get_color()) for ax in self.fig.axes for line in ax.get_lines()]
+                exact = dict.fromkeys((round(255 * r), round(255 * g), round(255 * b)) for r, g, b in colors)
+                self._frames = _one_palette(frames, list(exact))
+            super().finish()
+
+    return OnePaletteWriter(fps=fps)
+
+
+def animate(problem: Problem, laps: Sequence[Lap], out: str) -> int:
+    """Write the race as a GIF or, for a ``.mp4`` name, an MP4 (needs ffmpeg); returns the number of frames."""
+    plt = _pyplot("the animation")
+    from matplotlib.animation import FFMpegWriter
+
+    fig, draw = _race_scene(problem, laps)
+    steps = frame_steps(len(laps[0].losses) - 1 if laps else 0)
+    writer = FFMpegWriter(fps=_FPS) if Path(out).suffix.lower() == ".mp4" else _gif_writer(_FPS)
+    with writer.saving(fig, out, dpi=fig.dpi):
+        for t in steps:
+            draw(int(t))
+            writer.grab_frame()
+        for _ in range(round(_HOLD_S * _FPS) - 1):  # Hold the end; the GIF merges these into one longer frame.
+            writer.grab_frame()
+    plt.close(fig)
+    return int(steps.size)
 
 
 def _parse_lr(text: str) -> tuple[str, float]:
@@ -196,16 +331,20 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _png_path(text: str) -> str:
-    """``--out``: a ``.png`` path in an existing, writable directory; ``.png`` is appended when there is no suffix."""
+def _output_path(text: str, suffixes: Sequence[str], what: str) -> str:
+    """A file name ending in one of ``suffixes`` (any case), in an existing, writable directory.
+
+    ``suffixes[0]`` is appended to a name without a suffix; ``what`` opens the message for any other suffix.
+    """
     path = Path(text)
     if text.endswith(("/", os.sep)) or path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a directory; name a file in it, e.g. {str(path / 'race.png')!r}")
+        example = str(path / f"race{suffixes[0]}")
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory; name a file in it, e.g. {example!r}")
     if not path.suffix:
-        text = text + ".png"
+        text = text + suffixes[0]
         path = Path(text)
-    elif path.suffix.lower() != ".png":
-        raise argparse.ArgumentTypeError(f"the race writes a PNG: expected a name ending in .png, got {text!r}")
+    elif path.suffix.lower() not in suffixes:
+        raise argparse.ArgumentTypeError(f"{what}: expected a name ending in {' or '.join(suffixes)}, got {text!r}")
     parent = path.parent
     if not parent.exists():
         raise argparse.ArgumentTypeError(f"directory {str(parent)!r} does not exist")
@@ -213,6 +352,22 @@ def _png_path(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{str(parent)!r} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"directory {str(parent)!r} is not writable")
+    return text
+
+
+def _png_path(text: str) -> str:
+    """``--out``: a ``.png`` path in an existing, writable directory; ``.png`` is appended when there is no suffix."""
+    return _output_path(text, (".png",), "the race writes a PNG")
+
+
+def _animation_path(text: str) -> str:
+    """``--animate``: a ``.gif`` or ``.mp4`` path, like ``--out``; ``.mp4`` only when ffmpeg is on the PATH."""
+    text = _output_path(text, (".gif", ".mp4"), "the animation is a GIF or an MP4")
+    if Path(text).suffix.lower() == ".mp4" and shutil.which("ffmpeg") is None:
+        gif = str(Path(text).with_suffix(".gif"))
+        raise argparse.ArgumentTypeError(
+            f"writing an MP4 needs ffmpeg, which is not on the PATH; install ffmpeg or write a GIF, e.g. {gif!r}"
+        )
     return text
 
 
@@ -240,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
             "adaptive_tx: the lecture's adaptive optimizers (AdaGrad, RMSprop, Adadelta, Momentum, Adam) as "
             "Optax transformations. The `race` command runs all five on a 2-D test surface from the same "
             "start, prints a table (final loss, distance to the nearest minimum, steps until the loss "
-            "reaches a target) and draws their paths over the surface's contours."
+            "reaches a target) and draws their paths over the surface's contours, as a picture and, with "
+            "--animate, as an animation."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_problem_help() + "\n\nexample:\n  adaptive-tx race --problem beale --steps 3000 --lr adam=0.05",
@@ -248,8 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     race_parser = commands.add_parser(
         "race",
-        help="race the five optimizers on a 2-D surface; print a table and write a PNG",
-        description="Race the five optimizers on a 2-D surface; print a table and write a PNG.",
+        help="race the five optimizers on a 2-D surface; print a table and write a PNG (and a GIF with --animate)",
+        description=(
+            "Race the five optimizers on a 2-D surface; print a table and write a PNG, and with --animate a GIF "
+            "(or MP4) of the optimizers moving over the surface step by step."
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_problem_help(),
     )
@@ -288,6 +447,17 @@ def build_parser() -> argparse.ArgumentParser:
         "other suffix is an error, and the directory must exist. Without matplotlib (pip install "
         '"adaptive_tx[plot]") the table still prints and the PNG is skipped',
     )
+    race_parser.add_argument(
+        "--animate",
+        type=_animation_path,
+        default=None,
+        metavar="FILE",
+        help="also write an animation of the race, each optimizer a marker with its trail moving over the "
+        "contours, with a step counter: a .gif, or an .mp4 if ffmpeg is installed (default: none). At most "
+        f"{MAX_FRAMES} frames, every step at the start and ever fewer later, where the optimizers move less. "
+        ".gif is appended to a name without a suffix, any other suffix is an error, and the directory must "
+        "exist. Independent of --out, which is still written; skipped without matplotlib, like the PNG",
+    )
     return parser
 
 
@@ -307,9 +477,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(notes)
     if no_matplotlib:
         print(f'skipped {args.out}: drawing the PNG needs matplotlib: pip install "adaptive_tx[plot]"')
+        if args.animate is not None:
+            print(f'skipped {args.animate}: drawing the animation needs matplotlib: pip install "adaptive_tx[plot]"')
         return 0
     plot(problem, laps, args.out)
     print(f"wrote {args.out}")
+    if args.animate is not None:
+        frames = animate(problem, laps, args.animate)
+        print(f"wrote {args.animate} ({frames} frames)")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The `adaptive-tx` command: the race on every problem, its table, its PNG and its errors."""
+"""The `adaptive-tx` command: the race on every problem, its table, its PNG, its animation and its errors."""
 
 import subprocess
 import sys
@@ -227,7 +227,7 @@ def test_without_matplotlib_the_table_prints_and_the_png_is_skipped(tmp_path, mo
     assert list(tmp_path.iterdir()) == []
 
 
-def test_race_help_documents_out_and_target(capsys):
+def test_race_help_documents_out_animate_and_target(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["race", "--help"])
     assert exit_info.value.code == 0
@@ -235,3 +235,133 @@ def test_race_help_documents_out_and_target(capsys):
     assert ".png is appended to a name without a suffix, any other suffix is an error" in text
     assert 'Without matplotlib (pip install "adaptive_tx[plot]") the table still prints and the PNG is skipped' in text
     assert "a finite number" in text
+    assert "[--animate FILE]" in text
+    assert "--animate FILE also write an animation of the race" in text
+    assert "a .gif, or an .mp4 if ffmpeg is installed (default: none)" in text
+    assert f"At most {cli.MAX_FRAMES} frames" in text
+    assert "Independent of --out, which is still written; skipped without matplotlib" in text
+
+
+# tab10, the colours of the first five lines: adagrad, rmsprop, adadelta, momentum, adam.
+TAB10 = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+
+
+def test_animate_writes_a_gif_of_the_race_under_5_mb(tmp_path, capsys):
+    from PIL import Image
+
+    out, gif = tmp_path / "race.png", tmp_path / "race.gif"
+    args = ["race", "--problem", "quadratic", "--steps", "2000", "--out", str(out), "--animate", str(gif)]
+    assert cli.main(args) == 0
+    frames = len(cli.frame_steps(2000))
+    assert capsys.readouterr().out.splitlines()[-2:] == [f"wrote {out}", f"wrote {gif} ({frames} frames)"]
+    assert out.read_bytes()[:8] == PNG_MAGIC  # --out is still written.
+    assert 0 < gif.stat().st_size < 5_000_000
+    with Image.open(gif) as movie:
+        assert movie.format == "GIF"
+        # The step counter changes on every frame, so none merges into the one before it.
+        assert 100 <= movie.n_frames == frames <= cli.MAX_FRAMES
+        first = np.asarray(movie.convert("RGB"))
+        movie.seek(movie.n_frames - 1)
+        last = np.asarray(movie.convert("RGB"))
+        assert movie.info["duration"] >= 1000  # The end is held before the GIF loops.
+    assert first.shape == last.shape == (468, 675, 3)
+    assert (first != last).any(axis=-1).sum() > 1000  # Markers and trails moved, the counter changed.
+    for color in TAB10:  # Each optimizer's colour survives the GIF's 256-colour palette exactly.
+        assert (last == color).all(axis=-1).sum() > 50, color
+
+
+def test_race_scene_draws_each_optimizer_at_its_step():
+    import matplotlib.pyplot as plt
+
+    problem = PROBLEMS["quadratic"]
+    laps = cli.race(problem, 2000, {"adam": 0.1, "momentum": 0.1})
+    fig, draw = cli._race_scene(problem, laps)
+    try:
+        (ax,) = fig.axes
+        draw(840)
+        assert ax.get_title() == "quadratic: step 840 / 2000"
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert labels == ["minimum", "adam (lr 0.1)", "momentum (lr 0.1)", "start"]
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        for lap in laps:
+            marker = lines[f"{lap.name} (lr {lap.learning_rate:g})"]
+            np.testing.assert_array_equal(np.column_stack(marker.get_data()), lap.path[840:841])
+            trails = [line for line in ax.get_lines() if line.get_color() == marker.get_color() and line is not marker]
+            (trail,) = trails
+            np.testing.assert_array_equal(np.column_stack(trail.get_data()), lap.path[:841])
+        draw(0)
+        assert ax.get_title() == "quadratic: step 0 / 2000"
+        for lap in laps:
+            marker = lines[f"{lap.name} (lr {lap.learning_rate:g})"]
+            np.testing.assert_array_equal(np.column_stack(marker.get_data()), [problem.start])
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("steps", [1, 5, 119, 120, 121, 500, 2000, 10**6])
+def test_frame_steps_include_both_ends_are_increasing_and_capped(steps):
+    frames = cli.frame_steps(steps)
+    assert frames[0] == 0 and frames[-1] == steps
+    assert (np.diff(frames) > 0).all()
+    assert len(frames) == min(steps + 1, cli.MAX_FRAMES)
+    np.testing.assert_array_equal(frames[:10], np.arange(min(steps + 1, 10)))  # Every one of the first steps.
+    if steps >= 500:  # Then ever wider gaps.
+        gaps = np.diff(frames)
+        assert gaps[-1] > gaps[len(gaps) // 2] > gaps[10] >= 1
+    # Control: a smaller cap is honoured too.
+    small = cli.frame_steps(steps, max_frames=30)
+    assert small[0] == 0 and small[-1] == steps and (np.diff(small) > 0).all() and len(small) == min(steps + 1, 30)
+
+
+@pytest.mark.parametrize(
+    ("animate", "message"),
+    [
+        (
+            "race.png",
+            "argument --animate: the animation is a GIF or an MP4: expected a name ending in .gif or .mp4, "
+            "got 'race.png'",
+        ),
+        (
+            "race.mp4",
+            "argument --animate: writing an MP4 needs ffmpeg, which is not on the PATH; install ffmpeg or write a "
+            "GIF, e.g. 'race.gif'",
+        ),
+        ("plots/", "argument --animate: 'plots/' is a directory; name a file in it, e.g. 'plots/race.gif'"),
+        ("existing", "argument --animate: 'existing' is a directory; name a file in it, e.g. 'existing/race.gif'"),
+        ("missing/dir/x.gif", "argument --animate: directory 'missing/dir' does not exist"),
+        ("afile/x.gif", "argument --animate: 'afile' is not a directory"),
+    ],
+)
+def test_bad_animate_exits_2_before_the_race(animate, message, no_race, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)  # No ffmpeg, wherever the tests run.
+    (tmp_path / "existing").mkdir()
+    (tmp_path / "afile").write_text("not a directory")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["race", "--animate", animate])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[-1] == f"adaptive-tx race: error: {message}"
+    assert captured.out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "existing"]
+
+
+def test_animate_accepts_gif_any_case_no_suffix_and_mp4_with_ffmpeg(no_race, monkeypatch):
+    parser = cli.build_parser()
+    assert parser.parse_args(["race"]).animate is None  # Off by default.
+    assert parser.parse_args(["race", "--animate", "race"]).animate == "race.gif"
+    assert parser.parse_args(["race", "--animate", "Race.GIF"]).animate == "Race.GIF"
+    monkeypatch.setattr(cli.shutil, "which", lambda name: "/usr/bin/ffmpeg" if name == "ffmpeg" else None)
+    assert parser.parse_args(["race", "--animate", "race.mp4"]).animate == "race.mp4"
+
+
+def test_without_matplotlib_the_animation_is_skipped_too(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError.
+    out, gif = tmp_path / "race.png", tmp_path / "race.gif"
+    assert cli.main(["race", "--steps", "20", "--out", str(out), "--animate", str(gif)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("optimizer") for line in lines)  # The table still prints.
+    assert lines[-2:] == [
+        f'skipped {out}: drawing the PNG needs matplotlib: pip install "adaptive_tx[plot]"',
+        f'skipped {gif}: drawing the animation needs matplotlib: pip install "adaptive_tx[plot]"',
+    ]
+    assert list(tmp_path.iterdir()) == []
