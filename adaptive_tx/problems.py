@@ -7,6 +7,7 @@ and learning rates under which each of the lecture's optimizers makes good progr
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 
 import jax
@@ -71,6 +72,64 @@ def _quadratic(w: jax.Array) -> jax.Array:
     return 0.1 * x**2 + 2 * y**2
 
 
+# Lili Jiang's gradient_descent_viz surfaces (the "horse races" of her post on Momentum, AdaGrad, RMSprop and
+# Adam), written in (x, y) for the program's (x, z), on its domain [-2, 2]^2 and from its start (1.5, 1.5).
+# Each is shifted by a constant so that its minimum on the domain is 0, as on the surfaces above: a constant
+# changes no gradient, so the paths are the program's, and the race's log-spaced contours and f <= 1e-4 goal
+# apply unchanged. The minima were found in float64 on a 4001 x 4001 grid of [-2, 2]^2, then polished by
+# Newton's method on the exact gradient and Hessian (jax.hessian, x64) to a gradient below 1e-14; the
+# constants are f there, to 16 digits (tests/test_problems.py repeats the search with NumPy).
+
+
+def _lilipads_wells(x: jax.Array, y: jax.Array, sign: float) -> jax.Array:
+    # Two Gaussian wells (sign -1) or hills (sign +1) at (+-1, 0), over the bowl x^2 + z^2, with z = 1.4 y.
+    z = 1.4 * y
+    return sign * (2 * jnp.exp(-((x - 1) ** 2 + z**2) / 0.2) + 6 * jnp.exp(-((x + 1) ** 2 + z**2) / 0.2)) + x**2 + z**2
+
+
+_LOCAL_MINIMUM_MIN = (-0.9675774464554597, 0.0)  # The deeper well; the shallower one, at (0.905318, 0), is f = 3.94.
+_LOCAL_MINIMUM_FLOOR = -5.032339968658435
+
+
+def _local_minimum(w: jax.Array) -> jax.Array:
+    return _lilipads_wells(w[0], w[1], -1.0) - _LOCAL_MINIMUM_FLOOR
+
+
+def _saddle_point(w: jax.Array) -> jax.Array:
+    # Minimum -1 at (-pi/2, 0) on the domain (and at every -pi/2 + 2 pi k): a closed form.
+    return jnp.sin(w[0]) + w[1] ** 2 + 1
+
+
+def _ecliptic_bowl(w: jax.Array) -> jax.Array:
+    # Minimum -1 at the origin: both terms are smallest there.
+    x, y = w[0] / 2, w[1] / 2
+    return -jnp.exp(-(x**2 + 5 * y**2)) + x**2 + 0.5 * y**2 + 1
+
+
+_HILLS_MIN = (0.9003065222993073, -0.6534011583039486)  # The one well; a local minimum near (0.04, 0) is f = 0.207.
+_HILLS_FLOOR = -0.15880861003441482
+
+
+def _hills(w: jax.Array) -> jax.Array:
+    x, y = w[0], w[1]
+    well = 2 * jnp.exp(-((x - 1) ** 2 + (1.4 * y + 1) ** 2) / 0.2)
+    return _lilipads_wells(x, y, 1.0) - well - _HILLS_FLOOR
+
+
+# The plateau's minimum is the origin, where r = 0.01: -sin(r) / r rises and 0.01 r^2 rises with r. The
+# radius is a cone there, so f has a kink: its gradient near 0 has the constant size 10 f'(0.01) = 0.035 and
+# points away from it; at the origin itself jax.grad gives 0, the subgradient that makes it a minimum.
+_PLATEAU_FLOOR = -math.sin(0.01) / 0.01 + 0.01 * 0.01**2
+
+
+def _plateau(w: jax.Array) -> jax.Array:
+    x, y = 10 * w[0], 10 * w[1]
+    s = x**2 + y**2
+    positive = s > 0
+    r = jnp.where(positive, jnp.sqrt(jnp.where(positive, s, 1)), 0) + 0.01  # sqrt'(0) is inf: 0 there.
+    return -jnp.sin(r) / r + 0.01 * r**2 - _PLATEAU_FLOOR
+
+
 PROBLEMS: dict[str, Problem] = {
     p.name: p
     for p in (
@@ -129,6 +188,61 @@ PROBLEMS: dict[str, Problem] = {
             target=1e-4,
             window=((-5.5, 1.0), (-3.0, 3.0)),
             learning_rates={"adagrad": 2.0, "rmsprop": 0.05, "adadelta": 1.0, "momentum": 0.1, "adam": 0.1},
+        ),
+        Problem(
+            name="local_minimum",
+            description="two Gaussian wells in a bowl (gradient_descent_viz); start (1.5, 1.5), minimum (-0.97, 0), "
+            "a shallower well at (0.91, 0)",
+            fn=_local_minimum,
+            start=(1.5, 1.5),
+            minima=(_LOCAL_MINIMUM_MIN,),
+            target=1e-4,
+            window=((-2.0, 2.0), (-2.0, 2.0)),
+            learning_rates={"adagrad": 0.1, "rmsprop": 0.01, "adadelta": 1.0, "momentum": 0.1, "adam": 0.1},
+        ),
+        Problem(
+            name="saddle_point",
+            description="sin(x) + y^2 (gradient_descent_viz); start (1.5, 1.5) near the ridge x = pi/2, "
+            "minimum (-pi/2, 0)",
+            fn=_saddle_point,
+            start=(1.5, 1.5),
+            minima=((-math.pi / 2, 0.0),),
+            target=1e-4,
+            window=((-2.0, 2.0), (-2.0, 2.0)),
+            learning_rates={"adagrad": 0.3, "rmsprop": 0.01, "adadelta": 1.0, "momentum": 0.1, "adam": 0.1},
+        ),
+        Problem(
+            name="ecliptic_bowl",
+            description="a wide elliptic bowl with a Gaussian dip (gradient_descent_viz); start (1.5, 1.5), "
+            "minimum (0, 0)",
+            fn=_ecliptic_bowl,
+            start=(1.5, 1.5),
+            minima=((0.0, 0.0),),
+            target=1e-4,
+            window=((-2.0, 2.0), (-2.0, 2.0)),
+            learning_rates={"adagrad": 0.3, "rmsprop": 0.01, "adadelta": 1.0, "momentum": 0.1, "adam": 0.1},
+        ),
+        Problem(
+            name="hills",
+            description="two hills and a well in a bowl (gradient_descent_viz); start (1.5, 1.5), "
+            "minimum (0.90, -0.65), a local one at (0.04, 0)",
+            fn=_hills,
+            start=(1.5, 1.5),
+            minima=(_HILLS_MIN,),
+            target=1e-4,
+            window=((-2.0, 2.0), (-2.0, 2.0)),
+            learning_rates={"adagrad": 0.3, "rmsprop": 0.01, "adadelta": 1.0, "momentum": 0.03, "adam": 0.03},
+        ),
+        Problem(
+            name="plateau",
+            description="-sin(r)/r + 0.01 r^2, r = |10 w| + 0.01: ripples on a plateau (gradient_descent_viz); "
+            "start (1.5, 1.5), minimum (0, 0)",
+            fn=_plateau,
+            start=(1.5, 1.5),
+            minima=((0.0, 0.0),),
+            target=1e-4,
+            window=((-2.0, 2.0), (-2.0, 2.0)),
+            learning_rates={"adagrad": 0.1, "rmsprop": 0.01, "adadelta": 1.0, "momentum": 0.1, "adam": 0.1},
         ),
     )
 }
