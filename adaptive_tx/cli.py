@@ -383,7 +383,7 @@ def _problem_help() -> str:
     lines = ["problems (--problem) and their default learning rates:"]
     for p in PROBLEMS.values():
         lrs = ", ".join(f"{n}={p.learning_rates[n]:g}" for n in OPTIMIZERS)
-        lines.append(f"  {p.name:<11} {p.description}\n  {'':<11} {lrs}")
+        lines.append(f"  {p.name:<13} {p.description}\n  {'':<13} {lrs}")
     return "\n".join(lines)
 
 
