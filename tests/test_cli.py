@@ -365,3 +365,140 @@ def test_without_matplotlib_the_animation_is_skipped_too(tmp_path, monkeypatch, 
         f'skipped {gif}: drawing the animation needs matplotlib: pip install "adaptive_tx[plot]"',
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- adaptive-tx train
+
+
+def _train_table(text):
+    """The rows of the train table, by optimizer name."""
+    return {r.split()[0]: r.split() for r in text.splitlines() if r.split() and r.split()[0] in cli.TRAIN_OPTIMIZERS}
+
+
+def test_train_prints_table_and_writes_png(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    from adaptive_tx import digits
+
+    out = tmp_path / "tmp.png"
+    args = ["train", "--epochs", "2", "--optimizers", "adam,sgd", "--lr", "sgd=0.3", "--out", str(out)]
+    assert cli.main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ("digits: MLP 64-500-300-10, 1437 training / 360 test images, batch 100; 2 epochs, seed 0")
+    assert lines[1].split("  ")[:1] == ["optimizer"]
+    for column in ("learning rate", "train loss", "train accuracy", "test accuracy"):
+        assert column in lines[1]
+    table = _train_table("\n".join(lines))
+    assert [line.split()[0] for line in lines[3:5]] == ["adam", "sgd"]  # In the order asked for.
+    assert table["adam"][1] == "0.001" and table["sgd"][1] == "0.3"  # A default, and an override.
+    # The row is digits.train's result with the same arguments (one compile more, for Adam only).
+    history = digits.train(cli.TRAIN_OPTIMIZERS["adam"][0](1e-3), digits.load(0), epochs=2, seed=0)
+    assert table["adam"][2:] == [
+        f"{history.train_loss[-1]:.3e}",
+        f"{history.train_accuracy[-1]:.4f}",
+        f"{history.test_accuracy[-1]:.4f}",
+    ]
+    assert float(table["adam"][4]) > 0.9  # Measured 0.947 after two epochs.
+    assert 0.5 < float(table["sgd"][4]) <= 1.0
+    assert lines[-1] == f"wrote {out}"
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    assert out.stat().st_size > 20_000  # Two panels of curves, not an empty canvas.
+
+
+def test_train_defaults_cover_sgd_and_the_five():
+    args = cli.build_parser().parse_args(["train"])
+    assert (args.epochs, args.seed, args.out, args.lr) == (20, 0, "train.png", [])
+    assert args.optimizers == ["sgd", *cli.OPTIMIZERS]
+    assert {n: lr for n, (_, lr) in cli.TRAIN_OPTIMIZERS.items()} == {
+        "sgd": 0.1,
+        "adagrad": 0.01,
+        "rmsprop": 1e-3,
+        "adadelta": 1.0,
+        "momentum": 1.0,
+        "adam": 1e-3,
+    }
+    # Adadelta with the paper's rho and eps, not the library's default rho = 0.9.
+    make, lr = cli.TRAIN_OPTIMIZERS["adadelta"]
+    g = jax.numpy.ones(3)
+    updates, _ = make(lr).update(g, make(lr).init(g))
+    # The first step on a unit gradient: sqrt(eps) / sqrt((1 - rho) + eps) (rho = 0.9 would give 3.2e-3), to
+    # float32 rounding.
+    np.testing.assert_allclose(-updates, np.sqrt(1e-6 / (1 - 0.95 + 1e-6)), rtol=1e-6)
+
+
+@pytest.fixture
+def no_training(monkeypatch, tmp_path):
+    """Fail if training starts; run from an empty folder so that nothing lands in the repository."""
+
+    def train_all(*args, **kwargs):
+        raise AssertionError("training started before the arguments were checked")
+
+    monkeypatch.setattr(cli, "train_all", train_all)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--optimizers", "adam,lion"], "argument --optimizers: unknown optimizer 'lion'; choose from sgd, adagrad"),
+        (["--optimizers", ","], "argument --optimizers: unknown optimizer (none given)"),
+        (["--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
+        (["--epochs", "two"], "argument --epochs: expected a positive integer, got 'two'"),
+        (["--seed", "-1"], "argument --seed: expected an integer from 0 to 2**32 - 1, got '-1'"),
+        (["--seed", str(2**32)], f"argument --seed: expected an integer from 0 to 2**32 - 1, got '{2**32}'"),
+        (["--lr", "sgd"], "argument --lr: expected NAME=VALUE, got 'sgd'"),
+        (["--lr", "lion=1"], "argument --lr: unknown optimizer 'lion'; choose from sgd, adagrad"),
+        (["--lr", "sgd=fast"], "argument --lr: learning rate for sgd must be a number, got 'fast'"),
+        (["--lr", "sgd=nan"], "argument --lr: learning rate for sgd must be finite and >= 0, got 'nan'"),
+        (
+            ["--out", "curves.jpg"],
+            "argument --out: train writes a PNG: expected a name ending in .png, got 'curves.jpg'",
+        ),
+        (["--out", "plots/"], "argument --out: 'plots/' is a directory; name a file in it, e.g. 'plots/train.png'"),
+        (["--out", "missing/x.png"], "argument --out: directory 'missing' does not exist"),
+        (["--problem", "rosenbrock"], "unrecognized arguments: --problem rosenbrock"),
+    ],
+)
+def test_train_bad_arguments_exit_2_before_training(args, message, no_training, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", *args])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert message in captured.err.splitlines()[-1]
+    assert captured.err.splitlines()[-1].startswith("adaptive-tx")
+    assert captured.out == ""
+
+
+def test_train_without_sklearn_exits_with_the_extra_to_install(no_training, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # `import sklearn` now raises ImportError.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--epochs", "1"])
+    assert exit_info.value.code == (
+        'adaptive-tx train: the digits data needs scikit-learn: pip install "adaptive_tx[notebooks]"'
+    )
+    assert capsys.readouterr().out == ""
+
+
+def test_train_without_matplotlib_prints_the_table_and_skips_the_png(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("sklearn")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "train.png"
+    assert cli.main(["train", "--epochs", "1", "--optimizers", "sgd", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert list(_train_table("\n".join(lines))) == ["sgd"]
+    assert lines[-1] == f'skipped {out}: drawing the PNG needs matplotlib: pip install "adaptive_tx[plot]"'
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_documents_train(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "train" in text and "digits" in text
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--epochs", "--seed", "--optimizers", "--lr", "--out"):
+        assert flag in text
+    assert "sgd=0.1, adagrad=0.01, rmsprop=0.001, adadelta=1, momentum=1, adam=0.001" in text
+    assert "rho=0.95, eps=1e-6" in text
