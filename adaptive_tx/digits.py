@@ -28,6 +28,7 @@ Examples:
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -234,11 +235,17 @@ def _run(
     progress: Progress,
 ) -> History:
     """What :func:`train` and :func:`train_grid` share; ``batched`` vmaps over ``values``' leading axis."""
-    if not isinstance(epochs, int) or epochs < 0:
+    if not isinstance(epochs, numbers.Integral) or epochs < 0:
         raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
-    arrays = tuple(jnp.asarray(a) for a in data)
+    x_train, y_train, x_test, y_test = data
+    arrays = (
+        jnp.asarray(x_train, jnp.float32),
+        jnp.asarray(y_train, jnp.int32),
+        jnp.asarray(x_test, jnp.float32),
+        jnp.asarray(y_test, jnp.int32),
+    )
     n_train = arrays[0].shape[0]
-    if not isinstance(batch_size, int) or not 1 <= batch_size <= n_train:
+    if not isinstance(batch_size, numbers.Integral) or not 1 <= batch_size <= n_train:
         raise ValueError(f"batch_size must be an integer in [1, {n_train}], got {batch_size!r}")
     init_key, shuffle_key = jax.random.split(jax.random.key(seed))
     params = init_mlp(init_key, sizes)
@@ -262,7 +269,7 @@ def _run(
     for e in epochs_iter:
         params, opt_state, m = epoch(values, params, opt_state, jax.random.fold_in(shuffle_key, e), arrays)
         history.append(np.asarray(m))  # Waits for the epoch, so a progress bar shows real time.
-        if hasattr(epochs_iter, "set_postfix"):
+        if hasattr(epochs_iter, "set_postfix"):  # For a grid, the best run's.
             epochs_iter.set_postfix(loss=f"{np.min(m[..., 0]):.3g}", test_acc=f"{np.max(m[..., 3]):.4f}")
     stacked = np.stack(history, axis=-2)  # (..., epochs + 1, 4)
     return History(stacked[..., 0], stacked[..., 1], stacked[..., 2], stacked[..., 3], params)
@@ -325,6 +332,15 @@ def train(
     )
 
 
+def _is_list_of_numbers(v: Any) -> bool:
+    return isinstance(v, list | tuple) and all(isinstance(e, numbers.Number) for e in v)
+
+
+def _grid_axis(v: Any) -> jax.Array:
+    v = jnp.asarray(v)
+    return v.astype(jnp.float32) if jnp.issubdtype(v.dtype, jnp.floating) else v
+
+
 def train_grid(
     make_tx: Callable[[Any], optax.GradientTransformation],
     values: Any,
@@ -345,8 +361,9 @@ def train_grid(
     Args:
       make_tx: builds the optimizer from one value, which arrives as a traced JAX array (so pass it where
         the optimizer accepts arrays, e.g. ``lambda lr: optax.sgd(lr, momentum=0.9)``).
-      values: an array whose leading axis is the grid, or a pytree of such arrays (e.g. ``{"rho": ...,
-        "eps": ...}``); ``make_tx`` gets one slice. Python floats are converted to float32.
+      values: an array (or a list of numbers) whose leading axis is the grid, or a pytree of such arrays
+        (e.g. ``{"rho": [0.9, 0.95], "eps": [1e-6, 1e-4]}``); ``make_tx`` gets one slice. Floating-point
+        values are converted to float32, the network's dtype.
       data: as in :func:`train`.
       epochs: as in :func:`train`.
       batch_size: as in :func:`train`.
@@ -369,7 +386,7 @@ def train_grid(
       >>> history.train_loss.shape, bool(history.train_loss[0, -1] == history.train_loss[0, 0])
       ((2, 3), True)
     """
-    values = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32) if isinstance(v, float) else jnp.asarray(v), values)
+    values = jax.tree.map(_grid_axis, values, is_leaf=_is_list_of_numbers)
     shapes = [v.shape for v in jax.tree.leaves(values)]
     if not shapes or any(not s or s[0] != shapes[0][0] for s in shapes) or not shapes[0][0]:
         raise ValueError(f"values must be arrays with one shared, non-empty leading (grid) axis, got shapes {shapes}")

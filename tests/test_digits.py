@@ -154,7 +154,7 @@ def test_same_seed_gives_bit_identical_histories_with_or_without_a_progress_bar(
 
 
 def test_grid_run_equals_the_single_run_with_that_value(data):
-    grid = {"rho": np.array([0.9, 0.95]), "eps": np.array([1e-6, 1e-4])}
+    grid = {"rho": [0.9, 0.95], "eps": [1e-6, 1e-4]}  # Lists of numbers become float32 arrays.
     runs = digits.train_grid(lambda v: atx.adadelta(1.0, rho=v["rho"], eps=v["eps"]), grid, data, epochs=2)
     assert runs.test_accuracy.shape == (2, 3)
     np.testing.assert_array_equal(runs.train_loss[0, 0], runs.train_loss[1, 0])  # The same initial weights.
@@ -190,4 +190,6 @@ def test_grid_values_need_one_shared_leading_axis(data):
     with pytest.raises(ValueError, match="one shared, non-empty leading"):
         digits.train_grid(lambda v: optax.sgd(v["a"]), {"a": np.ones(2), "b": np.ones(3)}, data)
     with pytest.raises(ValueError, match="one shared, non-empty leading"):
-        digits.train_grid(optax.sgd, np.float32(0.1), data)
+        digits.train_grid(optax.sgd, 0.1, data)
+    with pytest.raises(ValueError, match="one shared, non-empty leading"):
+        digits.train_grid(optax.sgd, [], data)
