@@ -481,8 +481,10 @@ def plot_train(runs: Sequence[Run], out: str, title: str) -> None:
     # Zoomed on the trained epochs: before training every run is at chance (about 0.1), off the bottom.
     trained = [a for run in runs for a in run.history.test_accuracy[1:] if np.isfinite(a)]
     ax_acc.set_ylim(max(0.0, min(trained, default=0.0) - 0.02), 1.0)
+    last_epoch = max((len(run.history.train_loss) - 1 for run in runs), default=1)
     for ax in (ax_loss, ax_acc):
         ax.grid(True, alpha=0.3)
+        ax.set_xlim(0, last_epoch)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_loss.legend(loc="best", fontsize=8)
     fig.suptitle(title)
