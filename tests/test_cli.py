@@ -502,3 +502,15 @@ def test_help_documents_train(capsys):
         assert flag in text
     assert "sgd=0.1, adagrad=0.01, rmsprop=0.001, adadelta=1, momentum=1, adam=0.001" in text
     assert "rho=0.95, eps=1e-6" in text
+
+
+def test_readme_documents_train_with_the_default_learning_rates():
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("$ adaptive-tx train\n")[1].split("```")[0]
+    rows = _train_table(block)
+    assert list(rows) == list(cli.TRAIN_OPTIMIZERS)
+    for name, (_, lr) in cli.TRAIN_OPTIMIZERS.items():
+        assert rows[name][1] == f"{lr:g}"
+        assert 0.9 < float(rows[name][4]) <= 1.0
+    for flag in ("--epochs", "--seed", "--optimizers", "--lr", "--out"):
+        assert f"`{flag}" in text
