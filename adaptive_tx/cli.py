@@ -461,12 +461,7 @@ def format_train_table(runs: Sequence[Run]) -> str:
 
 def plot_train(runs: Sequence[Run], out: str, title: str) -> None:
     """Write a PNG: each run's training loss and test accuracy, epoch by epoch."""
-    try:
-        import matplotlib
-    except ImportError as err:  # The core package does not depend on matplotlib.
-        raise SystemExit('adaptive-tx: drawing the PNG needs matplotlib: pip install "adaptive_tx[plot]"') from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot("the PNG")
     from matplotlib.ticker import MaxNLocator
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
@@ -530,15 +525,12 @@ def _seed(text: str) -> int:
 
 
 def _train_png_path(text: str) -> str:
-    """``--out`` of ``train``: ``_png_path``'s checks, with this command's name in the two messages that show it."""
+    """``--out`` of ``train``: the race's ``--out`` checks, with this command's name in their messages."""
     path = Path(text)
-    if text.endswith(("/", os.sep)) or path.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is a directory; name a file in it, e.g. {str(path / 'train.png')!r}"
-        )
-    if path.suffix and path.suffix.lower() != ".png":
-        raise argparse.ArgumentTypeError(f"train writes a PNG: expected a name ending in .png, got {text!r}")
-    return _png_path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir():  # _output_path's example would name the race's file.
+        example = str(path / "train.png")
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory; name a file in it, e.g. {example!r}")
+    return _output_path(text, (".png",), "train writes a PNG")
 
 
 def _sklearn_missing() -> bool:
