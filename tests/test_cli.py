@@ -397,7 +397,7 @@ def test_train_prints_table_and_writes_png(tmp_path, capsys):
         f"{history.train_accuracy[-1]:.4f}",
         f"{history.test_accuracy[-1]:.4f}",
     ]
-    assert float(table["adam"][4]) > 0.9  # Measured 0.947 after two epochs.
+    assert float(table["adam"][4]) > 0.9  # Measured 0.942 after two epochs.
     assert 0.5 < float(table["sgd"][4]) <= 1.0
     assert lines[-1] == f"wrote {out}"
     assert out.read_bytes()[:8] == PNG_MAGIC

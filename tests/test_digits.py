@@ -22,7 +22,7 @@ def data():
     return digits.load(0)
 
 
-def test_load_is_a_deterministic_stratified_1437_360_split(data):
+def test_load_is_a_deterministic_shuffled_1437_360_split(data):
     assert [a.shape for a in data] == [(1437, 64), (1437,), (360, 64), (360,)]
     assert [a.dtype for a in data] == [np.float32, np.int32, np.float32, np.int32]
     again = digits.load(0)
@@ -33,12 +33,12 @@ def test_load_is_a_deterministic_stratified_1437_360_split(data):
     x = np.concatenate([data.x_train, data.x_test])
     assert x.min() == 0.0 and x.max() == 1.0
     np.testing.assert_array_equal(x * 16, np.round(x * 16))
-    # Ten classes of 174..183 images each: stratified, each class's share of the test set is within one image
-    # of 360/1797 of its size.
+    # Ten classes of 174..183 images each, all ten on both sides of the split. Not stratified: the test set
+    # holds 27 to 44 of each (20% of a class would be 36), as a shuffle gives.
     train_counts, test_counts = np.bincount(data.y_train, minlength=10), np.bincount(data.y_test, minlength=10)
     total = train_counts + test_counts
     assert len(total) == 10 and total.min() >= 174 and total.max() <= 183 and total.sum() == 1797
-    assert np.all(np.abs(test_counts - total * 360 / 1797) <= 1)
+    assert test_counts.min() == 27 and test_counts.max() == 44
     # The two halves together are the whole data set: no image lost, none duplicated by the split.
     from sklearn.datasets import load_digits
 
@@ -105,10 +105,14 @@ def test_loss_and_accuracy_match_float64_numpy(data, scale):
     log_sum_exp = m + np.log(np.exp(z - m[:, None]).sum(axis=1))
     expected = np.mean(log_sum_exp - z[np.arange(len(y)), y])
     # float32 matmuls over at most 500 terms: relative rounding of order sqrt(500) * 6e-8 = 1.3e-6 per layer
-    # (4e-7 measured on the logits); 1e-5 leaves a margin for the three layers and the log-sum-exp.
+    # (3e-7 measured on the logits); 1e-5 leaves a margin for the three layers and the log-sum-exp.
     np.testing.assert_allclose(np.asarray(digits.mlp(params, x)), z, rtol=0, atol=1e-5 * np.abs(z).max())
     np.testing.assert_allclose(float(digits.loss(params, x, y)), expected, rtol=1e-5)
     assert float(digits.accuracy(params, x, y)) * 60 == pytest.approx(np.sum(np.argmax(z, axis=1) == y), abs=1e-4)
+    # Labels that agree with NumPy's argmax on 45 of the 60 points and miss it by one class on the rest.
+    hits = np.argmax(z, axis=1).astype(np.int32)
+    hits[45:] = (hits[45:] + 1) % 10
+    assert float(digits.accuracy(params, x, hits)) == pytest.approx(0.75, abs=1e-6)  # A float32 mean.
 
 
 def test_adam_learns_the_digits_and_the_history_starts_at_the_initial_weights(data):
@@ -120,7 +124,7 @@ def test_adam_learns_the_digits_and_the_history_starts_at_the_initial_weights(da
     np.testing.assert_allclose(history.train_loss[0], float(digits.loss(init, data.x_train, data.y_train)), rtol=1e-6)
     assert history.test_accuracy[0] == float(digits.accuracy(init, data.x_test, data.y_test))
     # The anchor: a 64-500-300-10 MLP on this split reaches 1-4% test error after 6 epochs with tuned
-    # optimizers; Adam at its default rate is past 95% after 3 (measured 0.953), so 0.9 is a wide margin.
+    # optimizers; Adam at its default rate is past 96% after 3 (measured 0.964), so 0.9 is a wide margin.
     assert history.test_accuracy[-1] > 0.9
     assert history.train_accuracy[-1] > 0.9
     assert history.train_loss[-1] < history.train_loss[0] / 10
@@ -161,16 +165,17 @@ def test_grid_run_equals_the_single_run_with_that_value(data):
     assert jax.tree.leaves(runs.params)[0].shape[0] == 2
     single = digits.train(atx.adadelta(1.0, rho=0.95, eps=1e-4), data, epochs=2)
     # The grid's matrix products are batched, so they sum in another order: float32 rounding (6e-8) per
-    # operation, which 28 steps grew to 1.4e-7 relative here (6e-6 after 6 epochs). 1e-4 leaves room for
-    # other CPUs; the other grid value, a real difference, is 1e-2 away or more.
+    # operation, which the 28 steps grew to 2.4e-6 relative in the losses and 1e-6 in the params here (the
+    # same test on another split of the data: 1.4e-7). 1e-3 leaves room for other CPUs and thread counts
+    # and is still ten times below a real difference: the other grid value is 1e-2 away or more.
     for field in ("train_loss", "test_loss"):
-        np.testing.assert_allclose(getattr(runs, field)[1], getattr(single, field), rtol=1e-4)
+        np.testing.assert_allclose(getattr(runs, field)[1], getattr(single, field), rtol=1e-3)
         assert np.max(np.abs(getattr(runs, field)[0] / getattr(single, field) - 1)) > 1e-2
     # An accuracy can move by one image (1/360) only if two of its logits are within that rounding.
     for field, n in (("train_accuracy", 1437), ("test_accuracy", 360)):
         np.testing.assert_allclose(getattr(runs, field)[1], getattr(single, field), rtol=0, atol=1.01 / n)
     for a, b in zip(jax.tree.leaves(runs.params), jax.tree.leaves(single.params), strict=True):
-        np.testing.assert_allclose(a[1], b, rtol=0, atol=1e-4 * float(np.abs(b).max()))
+        np.testing.assert_allclose(a[1], b, rtol=0, atol=1e-3 * float(np.abs(b).max()))
 
 
 @pytest.mark.parametrize(
