@@ -267,3 +267,144 @@ def trajectory(problem: Problem, tx: optax.GradientTransformation, steps: int) -
         return jnp.concatenate([w0[None], ws])
 
     return run(jnp.asarray(problem.start, jnp.float32))
+
+
+# ----------------------------------------------------------------------------- Wilson et al. 2017, section 3.3
+# A least-squares problem on which AdaGrad, RMSprop and Adam, run full batch from w_0 = 0, find a solution
+# that labels every fresh test point +1, while gradient descent finds the minimum-norm solution, which labels
+# them all correctly.
+
+
+def separable_least_squares(n: int = 50, p: float = 0.6, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    r"""Wilson et al.'s separable least-squares problem :math:`\min_w \|Xw - y\|^2` (section 3.3).
+
+    Each label is :math:`y_i = +1` with probability :math:`p > 1/2`, else :math:`-1`. Sample :math:`i` has
+    three shared features, :math:`x_{i1} = y_i` (the only one that generalizes) and :math:`x_{i2} = x_{i3} = 1`,
+    then features of its own that no other sample has: one column equal to 1 if :math:`y_i = +1`, five if
+    :math:`y_i = -1`. All other entries are 0, and the columns that are 0 for every sample are dropped, so
+    ``X`` has :math:`3 + n_+ + 5 n_-` columns, more than its :math:`n` rows.
+
+    The construction needs :math:`b = \sum_i y_i > 0` (more positives than negatives). Then
+    :math:`u = X^\top y` has no zero entry and :math:`X \operatorname{sign}(u) = 4y`, the condition of the
+    paper's lemma (section 3) under which AdaGrad, RMSprop and Adam from :math:`w_0 = 0` converge to
+    :math:`w = \operatorname{sign}(u)/4`. Gradient descent from :math:`w_0 = 0` stays in the row space of
+    :math:`X` and converges to the minimum-norm solution :math:`X^+ y` instead. Evaluate both on
+    :func:`separable_test_set` with :func:`classification_error`.
+
+    Args:
+      n: the number of samples (rows), at least 1.
+      p: the probability :math:`p` of a positive label, in :math:`(1/2, 1]`.
+      seed: seeds ``numpy.random.default_rng``; the labels are ``rng.random(n) < p``.
+
+    Returns:
+      ``(X, y)``: float64 arrays of shapes ``(n, 3 + n_+ + 5 n_-)`` and ``(n,)``, with ``y`` in :math:`\{-1, +1\}`.
+
+    Raises:
+      ValueError: if ``n < 1`` or ``p`` is outside :math:`(1/2, 1]`, or if the ``seed`` draws no more positives
+        than negatives (:math:`b \le 0`), where the construction does not apply (pick another ``seed``, a
+        larger ``p`` or a larger ``n``).
+
+    Examples:
+      >>> import numpy as np
+      >>> from adaptive_tx.problems import separable_least_squares
+      >>> X, y = separable_least_squares(n=50, p=0.6, seed=0)
+      >>> print(X.shape, int((y > 0).sum()), int((y < 0).sum()))
+      (50, 149) 26 24
+      >>> print(X[:, :3].T @ y, np.unique(X @ np.sign(X.T @ y) / y))  # u_1 = n, u_2 = u_3 = b; c = 4.
+      [50.  2.  2.] [4.]
+
+    References:
+      Wilson, Roelofs, Stern, Srebro & Recht, *The Marginal Value of Adaptive Gradient Methods in Machine
+      Learning*, NeurIPS 2017, section 3.3 (`arXiv:1705.08292 <https://arxiv.org/abs/1705.08292>`_).
+    """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}.")
+    if not 0.5 < p <= 1.0:
+        raise ValueError(f"p must be in (0.5, 1], got {p!r}.")
+    y = np.where(np.random.default_rng(seed).random(n) < p, 1.0, -1.0)
+    n_pos, n_neg = int(np.sum(y > 0)), int(np.sum(y < 0))
+    if n_pos <= n_neg:
+        raise ValueError(
+            f"seed={seed!r} draws {n_pos} positive and {n_neg} negative labels for n={n}, p={p}: the construction "
+            "needs b = sum(y) > 0 (more positives than negatives). Pick another seed, a larger p or a larger n."
+        )
+    x = np.zeros((n, 3 + 5 * n))
+    x[:, 0], x[:, 1:3] = y, 1.0
+    for i, label in enumerate(y):
+        own = 1 if label > 0 else 5  # Columns 4 + 5(i-1) .. 4 + 5(i-1) + 2(1 - y_i), 1-based.
+        x[i, 3 + 5 * i : 3 + 5 * i + own] = 1.0
+    return x[:, np.any(x != 0, axis=0)], y
+
+
+def separable_test_set(n_test: int = 100_000, p: float = 0.6, *, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    r"""Fresh test points for :func:`separable_least_squares`: their three shared features and their labels.
+
+    A test point has :math:`x_1 = y`, :math:`x_2 = x_3 = 1`, and features of its own on fresh columns that no
+    training sample has. Training from :math:`w_0 = 0` never moves the weights of those columns (their
+    gradient is 0), so they stay 0 and :math:`\langle w, x \rangle = w_1 y + w_2 + w_3`: only the three shared
+    features are returned.
+
+    Args:
+      n_test: the number of test points.
+      p: the probability of a positive label, as in training.
+      seed: seeds ``numpy.random.default_rng``; labels are ``rng.random(n_test) < p``. Keep it apart from the
+        training seed so the test labels are a fresh draw.
+
+    Returns:
+      ``(x, y)``: float64 arrays of shapes ``(n_test, 3)`` (columns :math:`y, 1, 1`) and ``(n_test,)``.
+
+    Examples:
+      >>> from adaptive_tx.problems import separable_test_set
+      >>> x, y = separable_test_set(n_test=4, p=0.6, seed=1)
+      >>> print(x, y)
+      [[ 1.  1.  1.]
+       [-1.  1.  1.]
+       [ 1.  1.  1.]
+       [-1.  1.  1.]] [ 1. -1.  1. -1.]
+
+    References:
+      Wilson et al. 2017, section 3.3 (`arXiv:1705.08292 <https://arxiv.org/abs/1705.08292>`_).
+    """
+    if isinstance(n_test, bool) or not isinstance(n_test, int | np.integer) or n_test < 1:
+        raise ValueError(f"n_test must be an integer >= 1, got {n_test!r}.")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p!r}.")
+    y = np.where(np.random.default_rng(seed).random(n_test) < p, 1.0, -1.0)
+    return np.stack([y, np.ones_like(y), np.ones_like(y)], axis=1), y
+
+
+def classification_error(w: jax.Array | np.ndarray, x: jax.Array | np.ndarray, y: jax.Array | np.ndarray) -> float:
+    r"""The share of rows that :math:`w` labels wrongly: :math:`\operatorname{sign}\langle w, x_i \rangle \ne y_i`.
+
+    A score of exactly 0 counts as wrong. ``x`` may have fewer columns than ``w`` has entries, as the test
+    points of :func:`separable_test_set` do (their other features meet weights that are 0): then only
+    ``w[:x.shape[1]]`` is used.
+
+    Args:
+      w: the weights, shape ``(d,)``.
+      x: the points, shape ``(m, k)`` with ``k <= d``.
+      y: their labels in :math:`\{-1, +1\}`, shape ``(m,)``.
+
+    Returns:
+      The error rate, a float in :math:`[0, 1]`.
+
+    Examples:
+      >>> import numpy as np
+      >>> from adaptive_tx.problems import classification_error, separable_least_squares, separable_test_set
+      >>> X, y = separable_least_squares(n=50, p=0.6, seed=0)
+      >>> x_test, y_test = separable_test_set(n_test=100_000, p=0.6, seed=1)
+      >>> w_gd = np.linalg.pinv(X) @ y  # Where gradient descent from 0 converges.
+      >>> w_adaptive = np.sign(X.T @ y) / 4  # Where AdaGrad, RMSprop and Adam from 0 converge.
+      >>> # Every test point is labelled +1, so the error is the share of negatives, about 1 - p.
+      >>> print(classification_error(w_gd, X, y), classification_error(w_gd, x_test, y_test))
+      0.0 0.0
+      >>> print(classification_error(w_adaptive, X, y), f"{classification_error(w_adaptive, x_test, y_test):.4f}")
+      0.0 0.3996
+
+    References:
+      Wilson et al. 2017, section 3.3 (`arXiv:1705.08292 <https://arxiv.org/abs/1705.08292>`_).
+    """
+    w, x, y = np.asarray(w), np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or w.ndim != 1 or x.shape[1] > w.shape[0] or y.shape != x.shape[:1]:
+        raise ValueError(f"need w (d,), x (m, k <= d) and y (m,); got {w.shape}, {x.shape} and {y.shape}.")
+    return float(np.mean(np.sign(x @ w[: x.shape[1]]) != y))
