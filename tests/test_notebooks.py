@@ -1,11 +1,13 @@
 """The notebooks in notebooks/: each runs top to bottom in a fresh kernel, and is committed with its plots.
 
 Each notebook checks its own claims with ``assert`` cells, so a notebook whose numbers drift fails here.
-To re-execute a notebook and save its outputs in place: ``python -m tests.test_notebooks notebooks/NAME.ipynb``.
+To re-execute a notebook, save its outputs in place and refresh its README gallery image:
+``python -m tests.test_notebooks notebooks/NAME.ipynb``.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 from pathlib import Path
@@ -15,6 +17,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = {"01_from_adagrad_to_adam", "02_adadelta_epsilon", "03_adam_bias_correction", "04_generalization"}
+# The README's gallery: for each notebook, which of its plots (0-based, in order of appearance) it shows.
+GALLERY = {
+    "01_from_adagrad_to_adam": 3,
+    "02_adadelta_epsilon": 5,
+    "03_adam_bias_correction": 0,
+    "04_generalization": 1,
+}
 # Generous: a notebook takes under a minute on 2 cores; a shared CI machine can be several times slower.
 CELL_TIMEOUT_S = 600
 
@@ -32,6 +41,21 @@ def execute(path: Path, cwd: Path):
     )
     client.execute()
     return notebook
+
+
+def plots(notebook) -> list[bytes]:
+    """The PNGs a notebook's outputs hold, in order."""
+    return [
+        base64.b64decode(o["data"]["image/png"])
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    ]
+
+
+def gallery_image(stem: str) -> Path:
+    return ROOT / "docs" / "gallery" / f"{stem}.png"
 
 
 def test_the_four_notebooks_are_there():
@@ -63,10 +87,24 @@ def test_notebook_is_committed_with_its_outputs(path):
     assert any("assert " in c.source for c in code), f"{path.name}: checks none of its claims"
 
 
+@pytest.mark.parametrize("stem", sorted(GALLERY))
+def test_readme_gallery_shows_the_notebooks_own_plot(stem):
+    import nbformat
+
+    notebook = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+    assert gallery_image(stem).read_bytes() == plots(notebook)[GALLERY[stem]]
+    assert f"docs/gallery/{stem}.png" in (ROOT / "README.md").read_text()
+
+
 if __name__ == "__main__":
     import nbformat
 
     for name in sys.argv[1:]:
         target = Path(name).resolve()
-        nbformat.write(execute(target, target.parent), target)
+        executed = execute(target, target.parent)
+        nbformat.write(executed, target)
         print(f"executed and saved {name}")
+        if target.stem in GALLERY:
+            gallery_image(target.stem).parent.mkdir(exist_ok=True)
+            gallery_image(target.stem).write_bytes(plots(executed)[GALLERY[target.stem]])
+            print(f"wrote {gallery_image(target.stem).relative_to(ROOT)}")
