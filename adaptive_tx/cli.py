@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import importlib
 import itertools
 import math
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -288,19 +289,24 @@ def animate(problem: Problem, laps: Sequence[Lap], out: str) -> int:
     return int(steps.size)
 
 
-def _parse_lr(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    if name not in OPTIMIZERS:
-        raise argparse.ArgumentTypeError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
-    try:
-        lr = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"learning rate for {name} must be a number, got {value!r}") from None
-    if not (math.isfinite(lr) and lr >= 0):
-        raise argparse.ArgumentTypeError(f"learning rate for {name} must be finite and >= 0, got {value!r}")
-    return name, lr
+def _lr_parser(names: Collection[str]) -> Callable[[str], tuple[str, float]]:
+    """``--lr NAME=VALUE``, with ``NAME`` one of ``names``."""
+
+    def parse(text: str) -> tuple[str, float]:
+        name, sep, value = text.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+        if name not in names:
+            raise argparse.ArgumentTypeError(f"unknown optimizer {name!r}; choose from {', '.join(names)}")
+        try:
+            lr = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"learning rate for {name} must be a number, got {value!r}") from None
+        if not (math.isfinite(lr) and lr >= 0):
+            raise argparse.ArgumentTypeError(f"learning rate for {name} must be finite and >= 0, got {value!r}")
+        return name, lr
+
+    return parse
 
 
 def _positive_int(text: str) -> int:
@@ -313,14 +319,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _optimizer_list(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in OPTIMIZERS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown optimizer {', '.join(map(repr, unknown)) or '(none given)'}; choose from {', '.join(OPTIMIZERS)}"
-        )
-    return names
+def _optimizer_list_parser(names: Collection[str]) -> Callable[[str], list[str]]:
+    """``--optimizers A,B,...``, each one of ``names``."""
+
+    def parse(text: str) -> list[str]:
+        chosen = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in chosen if n not in names]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(
+                f"unknown optimizer {', '.join(map(repr, unknown)) or '(none given)'}; choose from {', '.join(names)}"
+            )
+        return chosen
+
+    return parse
 
 
 def _finite_float(text: str) -> float:
@@ -333,14 +344,15 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _output_path(text: str, suffixes: Sequence[str], what: str) -> str:
+def _output_path(text: str, suffixes: Sequence[str], what: str, example: str = "race") -> str:
     """A file name ending in one of ``suffixes`` (any case), in an existing, writable directory.
 
-    ``suffixes[0]`` is appended to a name without a suffix; ``what`` opens the message for any other suffix.
+    ``suffixes[0]`` is appended to a name without a suffix; ``what`` opens the message for any other suffix;
+    ``example`` names the file a directory's message suggests.
     """
     path = Path(text)
     if text.endswith(("/", os.sep)) or path.is_dir():
-        example = str(path / f"race{suffixes[0]}")
+        example = str(path / f"{example}{suffixes[0]}")
         raise argparse.ArgumentTypeError(f"{text!r} is a directory; name a file in it, e.g. {example!r}")
     if not path.suffix:
         text = text + suffixes[0]
@@ -373,9 +385,10 @@ def _animation_path(text: str) -> str:
     return text
 
 
-def _matplotlib_missing() -> bool:
+def _missing(module: str) -> bool:
+    """Whether the optional dependency ``module`` cannot be imported."""
     try:
-        import matplotlib  # noqa: F401
+        importlib.import_module(module)
     except ImportError:
         return True
     return False
@@ -489,32 +502,6 @@ def plot_train(runs: Sequence[Run], out: str, title: str) -> None:
     plt.close(fig)
 
 
-def _train_optimizer_list(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in TRAIN_OPTIMIZERS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown optimizer {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"choose from {', '.join(TRAIN_OPTIMIZERS)}"
-        )
-    return names
-
-
-def _train_lr(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    if name not in TRAIN_OPTIMIZERS:
-        raise argparse.ArgumentTypeError(f"unknown optimizer {name!r}; choose from {', '.join(TRAIN_OPTIMIZERS)}")
-    try:
-        lr = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"learning rate for {name} must be a number, got {value!r}") from None
-    if not (math.isfinite(lr) and lr >= 0):
-        raise argparse.ArgumentTypeError(f"learning rate for {name} must be finite and >= 0, got {value!r}")
-    return name, lr
-
-
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -526,28 +513,8 @@ def _seed(text: str) -> int:
 
 
 def _train_png_path(text: str) -> str:
-    """``--out`` of ``train``: the race's ``--out`` checks, with this command's name in their messages."""
-    path = Path(text)
-    if text.endswith(("/", os.sep)) or path.is_dir():  # _output_path's example would name the race's file.
-        example = str(path / "train.png")
-        raise argparse.ArgumentTypeError(f"{text!r} is a directory; name a file in it, e.g. {example!r}")
-    return _output_path(text, (".png",), "train writes a PNG")
-
-
-def _sklearn_missing() -> bool:
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        return True
-    return False
-
-
-def _tqdm_missing() -> bool:
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
-        return True
-    return False
+    """``--out`` of ``train``: checked like the race's ``--out``."""
+    return _output_path(text, (".png",), "train writes a PNG", example="train")
 
 
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
@@ -574,14 +541,14 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     )
     train_parser.add_argument(
         "--optimizers",
-        type=_train_optimizer_list,
+        type=_optimizer_list_parser(TRAIN_OPTIMIZERS),
         default=list(TRAIN_OPTIMIZERS),
         metavar="A,B,...",
         help=f"which optimizers to train with (default: all of {','.join(TRAIN_OPTIMIZERS)})",
     )
     train_parser.add_argument(
         "--lr",
-        type=_train_lr,
+        type=_lr_parser(TRAIN_OPTIMIZERS),
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -599,13 +566,13 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
 
 def train_main(args: argparse.Namespace) -> int:
     """``adaptive-tx train``, once its arguments are parsed."""
-    if _sklearn_missing():
+    if _missing("sklearn"):
         raise SystemExit('adaptive-tx train: the digits data needs scikit-learn: pip install "adaptive_tx[notebooks]"')
-    no_matplotlib = _matplotlib_missing()  # Checked before training, which takes a while.
+    no_matplotlib = _missing("matplotlib")  # Checked before training, which takes a while.
     overrides = dict(args.lr)
     learning_rates = {n: overrides.get(n, TRAIN_OPTIMIZERS[n][1]) for n in args.optimizers}
     data = digits.load(args.seed)
-    runs = train_all(learning_rates, data, args.epochs, args.seed, progress=not _tqdm_missing())
+    runs = train_all(learning_rates, data, args.epochs, args.seed, progress=not _missing("tqdm"))
     title = (
         f"digits: MLP 64-500-300-10, {len(data.y_train)} training / {len(data.y_test)} test images, "
         f"batch 100; {args.epochs} epochs, seed {args.seed}"
@@ -656,7 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     race_parser.add_argument(
         "--lr",
-        type=_parse_lr,
+        type=_lr_parser(OPTIMIZERS),
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -664,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     race_parser.add_argument(
         "--optimizers",
-        type=_optimizer_list,
+        type=_optimizer_list_parser(OPTIMIZERS),
         default=list(OPTIMIZERS),
         metavar="A,B,...",
         help=f"which optimizers to race (default: all of {','.join(OPTIMIZERS)})",
@@ -706,7 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = dict(args.lr)
     learning_rates = {n: overrides.get(n, problem.learning_rates[n]) for n in args.optimizers}
     target = problem.target if args.target is None else args.target
-    no_matplotlib = _matplotlib_missing()  # Checked before the race, which can take a while.
+    no_matplotlib = _missing("matplotlib")  # Checked before the race, which can take a while.
     laps = race(problem, args.steps, learning_rates, target)
     print(f"{problem.name}: {problem.description}; {args.steps} steps")
     print(format_table(problem, laps, target))
