@@ -272,6 +272,21 @@ def run_steps(tx: optax.GradientTransformation, params: Any, grad_fn: Callable, 
     return out, state
 
 
+def scan_steps(tx: optax.GradientTransformation, grad: Callable, w0: Any, steps: int) -> tuple:
+    """``steps`` steps of ``tx`` on ``grad(w)`` from ``w0`` as one jitted ``lax.scan``; returns (w, state)."""
+
+    @jax.jit
+    def run(w0):
+        def step(carry, _):
+            w, state = carry
+            updates, state = tx.update(grad(w), state, w)
+            return (optax.apply_updates(w, updates), state), None
+
+        return jax.lax.scan(step, (w0, tx.init(w0)), length=steps)[0]
+
+    return run(w0)
+
+
 def max_relative_error(actual: Any, expected: Any) -> float:
     """max over leaves of max|actual - expected| / max|expected| (normwise, so a coordinate crossing zero
     does not turn a 1e-17 absolute difference into a large relative one)."""

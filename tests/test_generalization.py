@@ -10,6 +10,7 @@ import pytest
 
 import adaptive_tx as atx
 from adaptive_tx.problems import classification_error, separable_least_squares, separable_test_set
+from tests.helpers import scan_steps
 
 # The published computed reference (PAPERS.md): n = 50, p = 0.6, seed 0 gives 26 positives, 24 negatives.
 N, P, SEED = 50, 0.6, 0
@@ -95,18 +96,8 @@ def _full_batch(tx, x, y, steps):
     """``steps`` full-batch steps of ``tx`` on 0.5 |Xw - y|^2 from w_0 = 0, as one jitted scan (float64)."""
     x, y = jnp.asarray(x), jnp.asarray(y)
     grad = jax.grad(lambda w: 0.5 * jnp.sum((x @ w - y) ** 2))
-
-    @jax.jit
-    def run(w0):
-        def step(carry, _):
-            w, state = carry
-            updates, state = tx.update(grad(w), state, w)
-            return (optax.apply_updates(w, updates), state), None
-
-        (w, _), _ = jax.lax.scan(step, (w0, tx.init(w0)), length=steps)
-        return w
-
-    return np.asarray(run(jnp.zeros(x.shape[1], jnp.float64)))
+    w, _ = scan_steps(tx, grad, jnp.zeros(x.shape[1], jnp.float64), steps)
+    return np.asarray(w)
 
 
 def test_gradient_descent_finds_the_minimum_norm_solution(problem, test_set):

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import adaptive_tx as atx
-from tests.helpers import OPTIMIZERS, nested_params
+from tests.helpers import OPTIMIZERS, nested_params, scan_steps
 
 cases = pytest.mark.parametrize("case", OPTIMIZERS, ids=str)
 LOW = [jnp.float16, jnp.bfloat16]
@@ -207,19 +207,7 @@ def test_a_million_adam_steps_stay_finite_and_converge():
     # An ill-conditioned quadratic (curvatures 1e-2 .. 1e2, condition number 1e4), 1e6 steps in one scan.
     curvature = jnp.logspace(-2, 2, 8)
     grad = jax.grad(lambda w: 0.5 * jnp.sum(curvature * w**2))
-    tx = atx.adam(1e-2)
-
-    @jax.jit
-    def run(w0):
-        def step(carry, _):
-            w, state = carry
-            updates, state = tx.update(grad(w), state, w)
-            return (optax.apply_updates(w, updates), state), None
-
-        (w, state), _ = jax.lax.scan(step, (w0, tx.init(w0)), length=1_000_000)
-        return w, state
-
-    w, state = run(jnp.ones(8))
+    w, state = scan_steps(atx.adam(1e-2), grad, jnp.ones(8), 1_000_000)
     chex.assert_tree_all_finite((w, state))
     assert int(state[0].count) == 1_000_000
     assert float(jnp.max(jnp.abs(w))) < 1e-6
