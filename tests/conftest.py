@@ -1,4 +1,4 @@
-"""Test-wide JAX settings: strict dtype promotion and rank promotion, as STYLE.md asks."""
+"""Test-wide JAX settings: strict dtype promotion and rank promotion, so any implicit cast is a failure."""
 
 import os
 

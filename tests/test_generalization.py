@@ -12,7 +12,7 @@ import adaptive_tx as atx
 from adaptive_tx.problems import classification_error, separable_least_squares, separable_test_set
 from tests.helpers import scan_steps
 
-# The published computed reference (PAPERS.md): n = 50, p = 0.6, seed 0 gives 26 positives, 24 negatives.
+# The reference run (float64 NumPy): n = 50, p = 0.6, seed 0 gives 26 positives and 24 negatives.
 N, P, SEED = 50, 0.6, 0
 
 
@@ -53,7 +53,7 @@ def test_construction_is_deterministic_and_checks_its_arguments():
     x_again, y_again = separable_least_squares(20, 0.7, seed=3)
     np.testing.assert_array_equal(x, x_again)
     np.testing.assert_array_equal(y, y_again)
-    # PAPERS.md's pitfall: n = 200, p = 0.51, seed 2 draws b = -2, where the lemma does not apply.
+    # A pitfall: n = 200, p = 0.51, seed 2 draws b = -2, where the lemma does not apply.
     with pytest.raises(ValueError, match=r"seed=2 draws 99 positive and 101 negative.*b = sum\(y\) > 0"):
         separable_least_squares(200, 0.51, seed=2)
     with pytest.raises(ValueError, match=r"p must be in \(0.5, 1\]"):
@@ -80,7 +80,7 @@ def test_test_set_and_error(test_set):
 def test_minimum_norm_solution_has_the_closed_form(problem, test_set):
     x, y = problem
     n_pos, n_neg = int(np.sum(y == 1)), int(np.sum(y == -1))
-    # w = X^T alpha with alpha_i = alpha_+ or alpha_- by class (PAPERS.md, derived from x_i . x_k = y_i y_k + 2
+    # w = X^T alpha with alpha_i = alpha_+ or alpha_- by class (derived from x_i . x_k = y_i y_k + 2
     # and |x_i|^2 = 4 or 8).
     d = 8 * n_pos * n_neg + 15 * n_pos + 3 * n_neg + 5
     alpha = np.where(y > 0, (4 * n_neg + 5) / d, -(4 * n_pos + 1) / d)
@@ -110,7 +110,7 @@ def test_gradient_descent_finds_the_minimum_norm_solution(problem, test_set):
     assert np.linalg.norm(w - np.linalg.pinv(x) @ y) < 1e-6
     assert classification_error(w, x, y) == 0.0
     assert classification_error(w, *test_set) == 0.0
-    # Far from the sign direction: PAPERS.md's computed cos(w, sign u) is 0.318.
+    # Far from the sign direction: the reference run's cos(w, sign u) is 0.318.
     s = np.sign(x.T @ y)
     np.testing.assert_allclose(w @ s / (np.linalg.norm(w) * np.linalg.norm(s)), 0.318, atol=1e-3)
 
@@ -118,7 +118,7 @@ def test_gradient_descent_finds_the_minimum_norm_solution(problem, test_set):
 @pytest.mark.parametrize(
     ("tx", "steps", "atol"),
     [
-        # PAPERS.md's settings (and its pitfall: AdaGrad <= 0.1, RMSprop and Adam <= 0.01 stay on the ray).
+        # The reference run's settings (and a pitfall: AdaGrad <= 0.1, RMSprop and Adam <= 0.01 stay on the ray).
         # Steps measured: AdaGrad settles within 5e-4 of sign(u)/4 in ~50 steps; RMSprop reaches 1e-6 at
         # step 300, then circles it at 7.5e-4 (its step never decays); Adam is within 3e-9 after 1500.
         pytest.param(lambda: atx.adagrad(0.1), 100, 1e-3, id="adagrad-0.1"),

@@ -99,7 +99,7 @@ def test_lecture_momentum_first_step_is_one_minus_beta_times_optax_sgd():
 
 
 def test_adadelta_with_default_learning_rate_descends():
-    # optax.adadelta() (learning_rate=None) climbs from 14.0 to 19.9 here (reference/OPTAX.md); ours descends.
+    # optax.adadelta() (learning_rate=None) climbs from 14.0 to 19.9 here; ours descends.
     f = lambda x: jnp.sum(x**2)  # noqa: E731
     w = jnp.array([1.0, 2.0, 3.0])
     trajectory, _ = run_steps(atx.adadelta(), w, lambda x, t: jax.grad(f)(x), 100)
