@@ -517,6 +517,25 @@ def _train_png_path(text: str) -> str:
     return _output_path(text, (".png",), "train writes a PNG", example="train")
 
 
+def _add_optimizer_arguments(parser: argparse.ArgumentParser, names: Collection[str], verb: str, example: str) -> None:
+    """``--lr NAME=VALUE`` and ``--optimizers A,B,...``, over the optimizers ``names``."""
+    parser.add_argument(
+        "--lr",
+        type=_lr_parser(names),
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"override one optimizer's learning rate, e.g. --lr {example} (repeatable)",
+    )
+    parser.add_argument(
+        "--optimizers",
+        type=_optimizer_list_parser(names),
+        default=list(names),
+        metavar="A,B,...",
+        help=f"which optimizers to {verb} (default: all of {','.join(names)})",
+    )
+
+
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     defaults = ", ".join(f"{n}={lr:g}" for n, (_, lr) in TRAIN_OPTIMIZERS.items())
     train_parser = commands.add_parser(
@@ -539,21 +558,7 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
         default=0,
         help="seeds the split, the initial weights and the shuffles (default: 0)",
     )
-    train_parser.add_argument(
-        "--optimizers",
-        type=_optimizer_list_parser(TRAIN_OPTIMIZERS),
-        default=list(TRAIN_OPTIMIZERS),
-        metavar="A,B,...",
-        help=f"which optimizers to train with (default: all of {','.join(TRAIN_OPTIMIZERS)})",
-    )
-    train_parser.add_argument(
-        "--lr",
-        type=_lr_parser(TRAIN_OPTIMIZERS),
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override one optimizer's learning rate, e.g. --lr sgd=0.3 (repeatable)",
-    )
+    _add_optimizer_arguments(train_parser, TRAIN_OPTIMIZERS, "train with", "sgd=0.3")
     train_parser.add_argument(
         "--out",
         type=_train_png_path,
@@ -621,21 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
     race_parser.add_argument(
         "--steps", type=_positive_int, default=2000, help="optimizer steps per run (default: 2000)"
     )
-    race_parser.add_argument(
-        "--lr",
-        type=_lr_parser(OPTIMIZERS),
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override one optimizer's learning rate, e.g. --lr adam=0.01 (repeatable)",
-    )
-    race_parser.add_argument(
-        "--optimizers",
-        type=_optimizer_list_parser(OPTIMIZERS),
-        default=list(OPTIMIZERS),
-        metavar="A,B,...",
-        help=f"which optimizers to race (default: all of {','.join(OPTIMIZERS)})",
-    )
+    _add_optimizer_arguments(race_parser, OPTIMIZERS, "race", "adam=0.01")
     race_parser.add_argument(
         "--target",
         type=_finite_float,
