@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from adaptive_tx import _checks
 
@@ -191,10 +191,35 @@ def map_leaves(
         dtypes = [g.dtype, *(x.dtype for x in s)]
         dtype = compute_dtype(*dtypes)
         real = _real(dtype)
+        g, layout = _to_state_layout(g, s)
         results = step(real, g.astype(dtype), *(x.astype(dtype if jnp.iscomplexobj(x) else real) for x in s))
         for i, (out, result) in enumerate(zip(outputs, results, strict=True)):
-            out.append(result.astype(wider(*dtypes) if i == 0 else s[i - 1].dtype))
+            result = result.astype(wider(*dtypes) if i == 0 else s[i - 1].dtype)
+            out.append(jax.sharding.reshard(result, layout) if i == 0 and layout is not None else result)
     return tuple(treedef.unflatten(out) for out in outputs)
+
+
+def _explicit_spec(x: Array) -> PartitionSpec | None:
+    """``x``'s partition spec as its type carries it, on a mesh with Explicit axes; ``None`` otherwise."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    if sharding is None or not any(t == AxisType.Explicit for t in getattr(mesh, "axis_types", ())):
+        return None
+    return PartitionSpec(*tuple(sharding.spec) + (None,) * (jnp.ndim(x) - len(sharding.spec)))
+
+
+def _to_state_layout(g: Array, state: Sequence[Array]) -> tuple[Array, PartitionSpec | None]:
+    """The gradient in its state's layout, and the layout to return the direction in (``None``: unchanged).
+
+    Under Explicit mesh axes, state spread over the data axis (ZeRO-1, ``adaptive_tx.sharding``) differs
+    from the gradient's layout: the gradient is sliced to the state's (no communication), and the
+    direction gathered back to the gradient's (the one all-gather ZeRO-1 costs). Auto axes leave it to XLA.
+    """
+    grad_spec = _explicit_spec(g)
+    state_spec = _explicit_spec(state[0]) if state else None
+    if grad_spec is None or state_spec is None or grad_spec == state_spec:
+        return g, None
+    return jax.sharding.reshard(g, state_spec), grad_spec
 
 
 def transformation(

@@ -28,4 +28,4 @@ def pytest_sessionfinish(session, exitstatus):
 
 # Scripts that other tests run in fresh processes: importing the checkpoint worker needs orbax, and the
 # sharding worker sets XLA_FLAGS (8 simulated devices) for its own process only.
-collect_ignore = ["checkpoint_worker.py", "sharding_worker.py"]
+collect_ignore = ["checkpoint_worker.py", "sharding_worker.py", "zero_worker.py"]

@@ -1,0 +1,138 @@
+"""Placing optimizer state on a mesh of devices: follow the params, or spread it over the data axis (ZeRO-1).
+
+``state_shardings(tx, params, mesh)`` gives the ``NamedSharding`` of every leaf of ``tx.init(params)``: a
+leaf shaped like a parameter gets that parameter's sharding, everything else (step counts, injected
+hyperparameters, statistics) is replicated. A jitted step whose state has these shardings runs with no
+communication at all: each device updates its own slice of the params with its own slice of the state.
+
+With ``zero_axis="data"`` each parameter-shaped leaf is additionally split over the ``data`` mesh axis, the
+axis over which data-parallel replicas hold identical copies of the params (ZeRO stage 1, Rajbhandari et
+al. 2020): every replica keeps only its slice of the moments, so per-device state memory drops by the size
+of that axis. The price is one all-gather per step: each replica computes the update of its slice, and the
+params (replicated over ``data``) need the whole update.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+__all__ = ("param_sharding", "state_shardings", "zero_spec")
+
+ArrayTree = Any
+
+
+def param_sharding(param: Any, mesh: Mesh) -> NamedSharding:
+    """The sharding of ``param`` on ``mesh``: its own ``NamedSharding`` if it has one there, else replicated.
+
+    Args:
+      param: an array, a ``jax.ShapeDtypeStruct`` (with or without a sharding), or a ``NamedSharding`` /
+        ``PartitionSpec`` standing for one.
+      mesh: the device mesh the state goes on.
+    """
+    if isinstance(param, PartitionSpec):
+        return NamedSharding(mesh, param)
+    sharding = param if isinstance(param, NamedSharding) else getattr(param, "sharding", None)
+    if isinstance(sharding, NamedSharding):
+        if sharding.mesh.shape_tuple != mesh.shape_tuple:
+            raise ValueError(
+                f"a parameter is sharded on a mesh of shape {dict(sharding.mesh.shape)}, but the state goes on "
+                f"a mesh of shape {dict(mesh.shape)}; pass the params' own mesh"
+            )
+        return NamedSharding(mesh, sharding.spec)
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def zero_spec(spec: PartitionSpec, shape: tuple[int, ...], mesh: Mesh, zero_axis: str) -> PartitionSpec:
+    """``spec`` additionally split over the mesh axis ``zero_axis`` (ZeRO-1), where a dimension allows it.
+
+    The dimension chosen is the largest one that ``spec`` leaves unsharded and whose size the axis divides
+    (the first such, on a tie). ``spec`` comes back unchanged when it already uses ``zero_axis``, or when
+    no dimension fits (a scalar, a vector of 3 on a data axis of 2): that leaf stays replicated over the axis.
+    """
+    if zero_axis not in mesh.shape:
+        raise ValueError(f"zero_axis {zero_axis!r} is not an axis of the mesh, whose axes are {tuple(mesh.shape)}")
+    entries = tuple(spec) + (None,) * (len(shape) - len(spec))
+    used = {a for e in entries if e is not None for a in (e if isinstance(e, tuple) else (e,))}
+    size = mesh.shape[zero_axis]
+    if zero_axis in used or size == 1:
+        return PartitionSpec(*entries)
+    free = [d for d, e in enumerate(entries) if e is None and shape[d] % size == 0 and shape[d] > 0]
+    if not free:
+        return PartitionSpec(*entries)
+    d = max(free, key=lambda i: (shape[i], -i))
+    return PartitionSpec(*(zero_axis if i == d else e for i, e in enumerate(entries)))
+
+
+def state_shardings(
+    tx: optax.GradientTransformation, params: ArrayTree, mesh: Mesh, *, zero_axis: str | None = None
+) -> ArrayTree:
+    """The ``NamedSharding`` of every leaf of ``tx.init(params)`` on ``mesh``.
+
+    Parameter-shaped leaves (moments, accumulators, traces; found as Optax's ``tree_map_params`` finds them)
+    get their parameter's sharding; every other leaf (step counts, injected hyperparameters, ``track``'s
+    statistics) is replicated. With ``zero_axis``, parameter-shaped leaves are also split over that mesh
+    axis along the largest dimension the parameter's spec leaves free and the axis size divides
+    (:func:`zero_spec`); a leaf with no such dimension stays replicated over the axis.
+
+    Works for any transformation: ``adaptive_tx``'s, Optax's, chains, ``inject_hyperparams``,
+    ``MultiSteps``, ``apply_if_finite``, ``diagnostics.track``. Nothing is allocated: the state's shapes
+    come from ``jax.eval_shape``.
+
+    Use it to create the state where it belongs, and to keep it there across steps::
+
+        shardings = state_shardings(tx, params, mesh, zero_axis="data")
+        state = jax.jit(tx.init, out_shardings=shardings)(params)
+        step = jax.jit(train_step, out_shardings=(param_shardings, shardings))
+
+    Without ``zero_axis`` such a step compiles with no collective for the optimizer. With ZeRO-1 it
+    compiles to one all-gather of the updates over ``zero_axis`` (a data-parallel step's gradient
+    all-reduce may become a reduce-scatter).
+
+    Args:
+      tx: the transformation whose state is placed.
+      params: the params, as arrays or ``jax.ShapeDtypeStruct``s; a leaf's ``NamedSharding`` (on a mesh of
+        ``mesh``'s shape) is its placement, a leaf without one is replicated.
+      mesh: the device mesh, with Auto or Explicit axes.
+      zero_axis: the mesh axis to spread the state over (ZeRO-1), usually the data-parallel one; ``None``
+        (default) places the state exactly like the params.
+
+    Returns:
+      A pytree like ``tx.init(params)`` of ``NamedSharding``s.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import adaptive_tx as atx
+      >>> from adaptive_tx.sharding import state_shardings
+      >>> mesh = jax.make_mesh((1, 1), ("data", "model"))
+      >>> params = {"w": jnp.zeros((4, 2))}
+      >>> specs = state_shardings(atx.adam(1e-3), params, mesh, zero_axis="data")
+      >>> print(specs[0].nu["w"].spec, specs[0].count.spec)
+      PartitionSpec(None, None) PartitionSpec()
+
+    References:
+      Rajbhandari, Rasley, Ruwase & He, *ZeRO: Memory Optimizations Toward Training Trillion Parameter
+      Models*, SC 2020. https://arxiv.org/abs/1910.02054
+    """
+    if zero_axis is not None and zero_axis not in mesh.shape:
+        raise ValueError(f"zero_axis {zero_axis!r} is not an axis of the mesh, whose axes are {tuple(mesh.shape)}")
+    replicated = NamedSharding(mesh, PartitionSpec())
+    shapes = jax.tree.map(lambda p: jax.ShapeDtypeStruct(np.shape(p), jax.numpy.result_type(p)), params)
+    placements = jax.tree.map(lambda p: param_sharding(p, mesh), params)
+    abstract_state = jax.eval_shape(tx.init, shapes)
+
+    def place(leaf: Any, param: jax.ShapeDtypeStruct, sharding: NamedSharding) -> NamedSharding:
+        if np.shape(leaf) != param.shape:  # A leaf in a params-shaped tree that is not params-shaped itself.
+            return replicated
+        spec = sharding.spec
+        if zero_axis is not None:
+            spec = zero_spec(spec, param.shape, mesh, zero_axis)
+        return NamedSharding(mesh, spec)
+
+    return optax.tree_utils.tree_map_params(
+        tx, place, abstract_state, shapes, placements, transform_non_params=lambda _: replicated
+    )
