@@ -319,6 +319,8 @@ class Entry:
       block: True for a building block (no learning rate, no sign): tests chain it with ``optax.scale``.
       complex: overrides for the complex-params test (a real initial first moment does not rotate with the
         gradients); None where complex params are not supported (the compat functions).
+      all_reduce: why a step needs one all-reduce over a sharded mesh (its math reads every coordinate: a
+        gradient norm, a finiteness check, statistics); empty for the elementwise ones, which need none.
     """
 
     name: str
@@ -329,6 +331,7 @@ class Entry:
     block: bool = False
     complex: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)
     eps_note: str = ""
+    all_reduce: str = ""
 
     def __call__(self, **overrides: Any) -> optax.GradientTransformation:
         return self.make(**{**self.kwargs, **overrides})
@@ -362,6 +365,7 @@ def _tracked(factory):
 
 
 _ZERO_L2 = {"weight_decay": 0.0}
+_TRACK_REDUCES = "track's statistics are means and extremes over every coordinate"
 _NO_EPS_ADADELTA = "Adadelta with eps = 0 never moves unless initial_delta > 0, which this signature lacks"
 
 REGISTRY = [
@@ -547,6 +551,7 @@ REGISTRY = [
         ("learning_rate", "b1", "b2"),
         {"eps": 0.0, "eps_root": 0.0, "initial_nu": 0.0, "initial_mu": 0.0},
         complex={"initial_mu": 0.0},
+        all_reduce=_TRACK_REDUCES,
     ),
     Entry(
         "track-scale_by_adagrad",
@@ -555,6 +560,7 @@ REGISTRY = [
         (),
         {"eps": 0.0, "initial_accumulator": 0.0},
         block=True,
+        all_reduce=_TRACK_REDUCES,
     ),
     # The compat functions, with the knobs that change their numbers set.
     Entry(
@@ -654,6 +660,7 @@ REGISTRY = [
         ("learning_rate", "momentum"),
         {},
         complex=None,
+        all_reduce="global_clipnorm divides by the norm of all the gradients",
     ),
     Entry(
         "keras.adam",
@@ -670,6 +677,7 @@ REGISTRY = [
         ("learning_rate", "beta_1", "beta_2"),
         {"epsilon": 0.0},
         complex=None,
+        all_reduce="clipnorm divides each gradient by its norm, over the devices its leaf is split across",
     ),
     Entry(
         "keras.adamw",
