@@ -1,6 +1,7 @@
 """adaptive_tx: the lecture's adaptive optimizers as exact, composable Optax transformations."""
 
 from adaptive_tx import diagnostics as diagnostics
+from adaptive_tx import sharding as sharding
 from adaptive_tx._adadelta import ScaleByAdadeltaState as ScaleByAdadeltaState
 from adaptive_tx._adadelta import adadelta as adadelta
 from adaptive_tx._adadelta import scale_by_adadelta as scale_by_adadelta
