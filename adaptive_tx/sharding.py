@@ -108,11 +108,11 @@ def state_shardings(
       >>> import jax, jax.numpy as jnp
       >>> import adaptive_tx as atx
       >>> from adaptive_tx.sharding import state_shardings
-      >>> mesh = jax.make_mesh((1, 1), ("data", "model"))
-      >>> params = {"w": jnp.zeros((4, 2))}
-      >>> specs = state_shardings(atx.adam(1e-3), params, mesh, zero_axis="data")
-      >>> print(specs[0].nu["w"].spec, specs[0].count.spec)
-      PartitionSpec(None, None) PartitionSpec()
+      >>> mesh = jax.sharding.AbstractMesh((2, 4), ("data", "model"))  # or a real jax.make_mesh(...)
+      >>> params = {"w": jax.ShapeDtypeStruct((6, 8), jnp.float32)}  # replicated: no sharding of its own
+      >>> adam = state_shardings(atx.adam(1e-3), params, mesh, zero_axis="data")[0]
+      >>> print(adam.mu["w"].spec, adam.nu["w"].spec, adam.count.spec)
+      P(None, 'data') P(None, 'data') P()
 
     References:
       Rajbhandari, Rasley, Ruwase & He, *ZeRO: Memory Optimizations Toward Training Trillion Parameter
