@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ("param_sharding", "state_shardings", "zero_spec")
+__all__ = ("abstract_state", "param_sharding", "state_shardings", "zero_spec")
 
 ArrayTree = Any
 
@@ -135,4 +135,57 @@ def state_shardings(
 
     return optax.tree_utils.tree_map_params(
         tx, place, abstract_state, shapes, placements, transform_non_params=lambda _: replicated
+    )
+
+
+def abstract_state(
+    tx: optax.GradientTransformation, params: ArrayTree, mesh: Mesh, *, zero_axis: str | None = None
+) -> ArrayTree:
+    """``tx.init(params)`` as ``jax.ShapeDtypeStruct``s that carry their :func:`state_shardings` on ``mesh``.
+
+    The target to restore a checkpoint of the state into, on any mesh: a checkpoint saved on one mesh (or
+    with or without ZeRO-1) comes back on ``mesh`` with every leaf placed as :func:`state_shardings` places
+    it. With Orbax::
+
+        params_target = jax.tree.map(
+            lambda p, s: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=s), params, new_param_shardings
+        )
+        target = (params_target, abstract_state(tx, params_target, new_mesh, zero_axis="data"))
+        params, opt_state = ocp.StandardCheckpointer().restore(path, target)
+
+    Nothing is allocated: shapes and dtypes come from ``jax.eval_shape(tx.init, ...)``.
+
+    Args:
+      tx: the transformation whose state is restored.
+      params: the params on ``mesh``, as arrays or ``jax.ShapeDtypeStruct``s; as for :func:`state_shardings`,
+        a leaf's ``NamedSharding`` (on a mesh of ``mesh``'s shape) is its placement, a leaf without one is
+        replicated.
+      mesh: the device mesh the state goes on, with Auto or Explicit axes.
+      zero_axis: the mesh axis to spread the state over (ZeRO-1); ``None`` (default) places the state like
+        the params.
+
+    Returns:
+      A pytree like ``tx.init(params)`` of ``jax.ShapeDtypeStruct``s, each with its ``NamedSharding``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> import adaptive_tx as atx
+      >>> from adaptive_tx.sharding import abstract_state
+      >>> mesh = jax.make_mesh((1, 1), ("data", "model"))
+      >>> target = abstract_state(atx.adam(1e-3), {"w": jnp.zeros((4, 2))}, mesh, zero_axis="data")
+      >>> nu = target[0].nu["w"]
+      >>> print(nu.shape, nu.dtype, tuple(nu.sharding.spec), target[0].count.dtype)
+      (4, 2) float32 (None, None) int32
+
+    References:
+      Orbax, *Checkpointing PyTrees of Arrays* (restoring with shardings):
+      https://orbax.readthedocs.io/en/latest/guides/checkpoint/checkpointing_pytrees.html
+    """
+    shapes = jax.tree.map(lambda p: jax.ShapeDtypeStruct(np.shape(p), jax.numpy.result_type(p)), params)
+    return jax.tree.map(
+        lambda leaf, sharding: jax.ShapeDtypeStruct(
+            leaf.shape, leaf.dtype, sharding=sharding, weak_type=leaf.weak_type
+        ),
+        jax.eval_shape(tx.init, shapes),
+        state_shardings(tx, params, mesh, zero_axis=zero_axis),
     )

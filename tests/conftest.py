@@ -26,6 +26,6 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
-# Scripts that other tests run in fresh processes: importing the checkpoint worker needs orbax, and the
-# sharding worker sets XLA_FLAGS (8 simulated devices) for its own process only.
-collect_ignore = ["checkpoint_worker.py", "sharding_worker.py", "zero_worker.py"]
+# Scripts that other tests run in fresh processes: importing the checkpoint workers needs orbax, and the
+# sharding workers set XLA_FLAGS (8 simulated devices) for their own process only.
+collect_ignore = ["checkpoint_worker.py", "resharding_worker.py", "sharding_worker.py", "zero_worker.py"]
