@@ -20,6 +20,8 @@ from adaptive_tx._momentum import momentum as momentum
 from adaptive_tx._momentum import scale_by_momentum as scale_by_momentum
 from adaptive_tx._nadam import ScaleByNadamState as ScaleByNadamState
 from adaptive_tx._nadam import scale_by_nadam as scale_by_nadam
+from adaptive_tx._packed import PackedState as PackedState
+from adaptive_tx._packed import packed as packed
 from adaptive_tx._rmsprop import ScaleByCenteredRmsState as ScaleByCenteredRmsState
 from adaptive_tx._rmsprop import ScaleByRmsState as ScaleByRmsState
 from adaptive_tx._rmsprop import rmsprop as rmsprop
@@ -29,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = (
     "BiasCorrectionState",
+    "PackedState",
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamState",
@@ -43,6 +46,7 @@ __all__ = (
     "adam",
     "bias_correction",
     "momentum",
+    "packed",
     "rmsprop",
     "scale_by_adadelta",
     "scale_by_adagrad",

@@ -321,6 +321,8 @@ class Entry:
         gradients); None where complex params are not supported (the compat functions).
       all_reduce: why a step needs one all-reduce over a sharded mesh (its math reads every coordinate: a
         gradient norm, a finiteness check, statistics); empty for the elementwise ones, which need none.
+      shardable: False where params split over several devices are refused (``atx.packed`` would gather them
+        into one vector): the sharding workers skip such entries.
     """
 
     name: str
@@ -332,6 +334,7 @@ class Entry:
     complex: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)
     eps_note: str = ""
     all_reduce: str = ""
+    shardable: bool = True
 
     def __call__(self, **overrides: Any) -> optax.GradientTransformation:
         return self.make(**{**self.kwargs, **overrides})
@@ -360,6 +363,16 @@ def _tracked(factory):
     @functools.wraps(factory)
     def make(**kwargs):
         return track(factory(**kwargs))
+
+    return make
+
+
+def _packed(factory):
+    """``packed(factory(...))`` with ``factory``'s signature, so its hyperparameters can be injected."""
+
+    @functools.wraps(factory)
+    def make(**kwargs):
+        return atx.packed(factory(**kwargs))
 
     return make
 
@@ -561,6 +574,26 @@ REGISTRY = [
         {"eps": 0.0, "initial_accumulator": 0.0},
         block=True,
         all_reduce=_TRACK_REDUCES,
+    ),
+    # The packing wrapper, around an optimizer and a block: one flat buffer per dtype, so sharded params are
+    # refused (packing would gather their shards into one vector).
+    Entry(
+        "packed-adam",
+        _packed(atx.adam),
+        OPTIMIZERS[4].unusual[0],
+        ("learning_rate", "b1", "b2"),
+        {"eps": 0.0, "eps_root": 0.0, "initial_nu": 0.0, "initial_mu": 0.0},
+        complex={"initial_mu": 0.0},
+        shardable=False,
+    ),
+    Entry(
+        "packed-scale_by_rms",
+        _packed(atx.scale_by_rms),
+        {"decay": 0.5, "eps": 0.1, "initial_scale": 2.0},
+        ("decay",),
+        {"eps": 0.0, "initial_scale": 0.0},
+        block=True,
+        shardable=False,
     ),
     # The compat functions, with the knobs that change their numbers set.
     Entry(

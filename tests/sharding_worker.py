@@ -100,9 +100,20 @@ def check(entry):
     return results
 
 
+def refusal(entry):
+    """An entry that refuses sharded params (``shardable=False``) must say so, naming the alternative."""
+    auto = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
+    try:
+        entry().init(_params(auto))
+    except ValueError as error:
+        return [] if "state_shardings" in str(error) else [f"unclear error: {error}"[:300]]
+    return ["init accepted params sharded over 8 devices"]
+
+
 def main(out: str) -> None:
     assert len(jax.devices()) == 8, jax.devices()
-    report = {entry.name: check(entry) for entry in REGISTRY}
+    report = {entry.name: check(entry) for entry in REGISTRY if entry.shardable}
+    report["refusals"] = {entry.name: refusal(entry) for entry in REGISTRY if not entry.shardable}
     mesh = jax.make_mesh((8,), ("x",), axis_types=(AxisType.Auto,))
     param = jax.device_put(jnp.ones((512, 256)), NamedSharding(mesh, P("x")))
     report["bytes"] = {

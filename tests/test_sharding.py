@@ -4,7 +4,8 @@ devices (a fresh process, tests/sharding_worker.py, so the device count is set b
 Checked for row-sharded, column-sharded, replicated and data-axis params: eager ``init``, ``jax.jit(init)``
 with Auto and with Explicit mesh axes, ``init`` on ``ShapeDtypeStruct``s that carry a sharding, a train
 step donating params and state (no "donated buffers were not usable" warning), and a ``lax.scan`` training
-loop under Explicit axes (whose carry must keep its sharding from step to step).
+loop under Explicit axes (whose carry must keep its sharding from step to step). Entries that cannot hold
+sharded params (``shardable=False``: ``atx.packed``) must refuse them instead, naming the alternative.
 """
 
 import json
@@ -34,10 +35,15 @@ def report(tmp_path_factory):
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("entry", REGISTRY, ids=str)
+@pytest.mark.parametrize("entry", [e for e in REGISTRY if e.shardable], ids=str)
 @pytest.mark.parametrize("check", CHECKS)
 def test_state_is_placed_like_the_params(report, entry, check):
     assert report[entry.name][check] == []
+
+
+@pytest.mark.parametrize("entry", [e for e in REGISTRY if not e.shardable], ids=str)
+def test_unshardable_entries_refuse_sharded_params_and_name_the_alternative(report, entry):
+    assert report["refusals"][entry.name] == []
 
 
 def test_adams_second_moment_is_split_across_the_devices(report):
