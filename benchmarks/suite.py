@@ -318,8 +318,8 @@ def bench_row(
 # ----------------------------------------------------------------------------------------------- table
 def format_table(rows: list[dict]) -> str:
     head = (
-        "| optimizer | dtype | shape | atx ms | optax ms | floor ms | atx/optax | control/optax | atx/floor "
-        "| optax/floor | torch/optax | compile atx/optax | fusions atx/optax | temp bytes atx/optax "
+        "| optimizer | dtype | shape | atx ms | optax ms | floor ms | floor GB/s | atx/optax | control/optax "
+        "| atx/floor | optax/floor | torch/optax | compile atx/optax | fusions atx/optax | temp bytes atx/optax "
         "| state B/param atx/optax |"
     )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
@@ -328,7 +328,8 @@ def format_table(rows: list[dict]) -> str:
         torch = f"{ms['torch'] / ms['optax']:.2f}" if "torch" in ms else "-"
         lines.append(
             f"| {r['optimizer']} | {r['dtype']} | {r['shape']} | {ms['adaptive_tx']:.2f} | {ms['optax']:.2f} "
-            f"| {ms['floor']:.2f} | {ratio['adaptive_tx/optax']:.2f} | {ratio['optax_control/optax']:.2f} "
+            f"| {ms['floor']:.2f} | {r['floor']['GB/s']:.1f} | {ratio['adaptive_tx/optax']:.2f} "
+            f"| {ratio['optax_control/optax']:.2f} "
             f"| {ratio['adaptive_tx/floor']:.2f} | {ratio['optax/floor']:.2f} | {torch} "
             f"| {ratio['compile adaptive_tx/optax']:.2f} "
             f"| {r['array_fusions']['adaptive_tx']} / {r['array_fusions']['optax']} "
