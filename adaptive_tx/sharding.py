@@ -133,9 +133,16 @@ def state_shardings(
             spec = zero_spec(spec, param.shape, mesh, zero_axis)
         return NamedSharding(mesh, spec)
 
-    return optax.tree_utils.tree_map_params(
-        tx, place, abstract_state, shapes, placements, transform_non_params=lambda _: replicated
-    )
+    try:
+        return optax.tree_utils.tree_map_params(
+            tx, place, abstract_state, shapes, placements, transform_non_params=lambda _: replicated
+        )
+    except ValueError as error:  # A state holding trees that are not the params' (atx.packed's flat buffers).
+        raise ValueError(
+            "state_shardings could not match the state of this transformation to the params' tree: its state "
+            "holds trees shaped otherwise (atx.packed keeps flat buffers, which are placed on one device; use "
+            f"the unpacked transformation on a mesh). Underlying error: {error}"
+        ) from error
 
 
 def abstract_state(

@@ -135,7 +135,7 @@ def test_the_readmes_recipe_restores_onto_the_new_mesh(report):
 
 
 @pytest.mark.parametrize("zero_axis", [None, "data"])
-@pytest.mark.parametrize("entry", REGISTRY, ids=str)
+@pytest.mark.parametrize("entry", [e for e in REGISTRY if e.shardable], ids=str)
 def test_abstract_state_is_inits_shapes_on_state_shardings(entry, zero_axis):
     mesh = jax.make_mesh((1, 1), ("data", "model"))
     tx = entry()
@@ -160,6 +160,13 @@ def test_abstract_state_rejects_an_axis_the_mesh_lacks():
     mesh = jax.make_mesh((1, 1), ("data", "model"))
     with pytest.raises(ValueError, match="'batch' is not an axis of the mesh"):
         abstract_state(REGISTRY[0](), nested_params(), mesh, zero_axis="batch")
+
+
+def test_packed_state_is_refused_with_the_alternative():
+    mesh = jax.make_mesh((1, 1), ("data", "model"))
+    for entry in [e for e in REGISTRY if not e.shardable]:
+        with pytest.raises(ValueError, match="use the unpacked transformation"):
+            abstract_state(entry(), nested_params(), mesh)
 
 
 def test_the_sharding_modules_public_names_are_its_all():
