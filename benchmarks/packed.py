@@ -20,24 +20,17 @@ import numpy as np
 import optax
 
 import adaptive_tx as atx
+from benchmarks.suite import optimizer_step
 
 
 def _tree(n_leaves: int, size: int, value: float) -> dict[str, jax.Array]:
     return {f"layer{i:05d}": jnp.full((size,), value, jnp.float32) for i in range(n_leaves)}
 
 
-def _step_fn(tx: optax.GradientTransformation):
-    def step(params, state, grads):
-        updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
-
-    return step
-
-
 def compile_time(tx: optax.GradientTransformation, params, grads) -> float:
     """Seconds to lower and compile a fresh jitted, donated step."""
     state = jax.eval_shape(tx.init, params)
-    step = _step_fn(tx)  # A new function object: nothing cached from an earlier repetition.
+    step = optimizer_step(tx)  # A new function object: nothing cached from an earlier repetition.
     start = time.perf_counter()
     jax.jit(step, donate_argnums=(0, 1)).lower(params, state, grads).compile()
     return time.perf_counter() - start
@@ -49,7 +42,7 @@ class Stepper:
     def __init__(self, tx: optax.GradientTransformation, n_leaves: int, size: int):
         self.params, self.grads = _tree(n_leaves, size, 1.0), _tree(n_leaves, size, 0.01)
         self.state = tx.init(self.params)
-        self.step = jax.jit(_step_fn(tx), donate_argnums=(0, 1))
+        self.step = jax.jit(optimizer_step(tx), donate_argnums=(0, 1))
         for _ in range(2):  # Compile, then one warm call.
             self.run()
 
