@@ -14,6 +14,7 @@ from adaptive_tx._adam import adam as adam
 from adaptive_tx._adam import scale_by_adam as scale_by_adam
 from adaptive_tx._bias_correction import BiasCorrectionState as BiasCorrectionState
 from adaptive_tx._bias_correction import bias_correction as bias_correction
+from adaptive_tx._leafwise import StochasticRoundingState as StochasticRoundingState
 from adaptive_tx._momentum import ScaleByMomentumState as ScaleByMomentumState
 from adaptive_tx._momentum import ScaleByMomentumWithCountState as ScaleByMomentumWithCountState
 from adaptive_tx._momentum import momentum as momentum
@@ -41,6 +42,7 @@ __all__ = (
     "ScaleByMomentumWithCountState",
     "ScaleByNadamState",
     "ScaleByRmsState",
+    "StochasticRoundingState",
     "adadelta",
     "adagrad",
     "adam",

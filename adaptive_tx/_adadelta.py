@@ -25,6 +25,8 @@ def scale_by_adadelta(
     initial_scale: ArrayLike = 0.0,
     initial_delta: ArrayLike = 0.0,
     accumulator_dtype: DTypeLike | None = None,
+    state_rounding: str = "nearest",
+    rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     """Adadelta's step ``g'_t`` before the learning rate and sign; see :func:`adadelta`.
 
@@ -35,6 +37,10 @@ def scale_by_adadelta(
       initial_delta: :math:`\\Delta w_0`, >= 0 (default ``0.0``); not 0 together with ``eps``.
       accumulator_dtype: dtype of ``e_g`` and ``e_x`` (default: float32 for 16-bit params, else the params'
         real dtype).
+      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
+        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
+        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
+      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``e_g, e_x``).
@@ -63,22 +69,27 @@ def scale_by_adadelta(
         "e_x": _leafwise.Field(initial_delta, squared=True, dtype=accumulator_dtype),
     }
 
-    def step(dtype, g, e_g, e_x):
+    def step(dtype, g, e_g, e_x, *, stored):
         rho_, eps_ = _leafwise.cast(dtype, rho, eps)
-        e_g = _math.leaky_average(e_g, _math.square(g), rho_)
+        (e_g,) = stored(_math.leaky_average(e_g, _math.square(g), rho_))
         # sqrt((dw + eps) / (s + eps)) takes one root where the equation takes two: same value, and XLA fuses
-        # it tighter. s + eps is 0 only where every gradient so far was 0 (and eps is 0): 0/0, no step. And
-        # dw + eps is 0 only if eps and dw are (a traced eps; numbers are refused above): no step either.
-        # Both guards replace the root's input as well as its output, so jax.grad stays finite there.
+        # it tighter. dw accumulates the step as returned (rounded to the params' dtype for 16-bit params):
+        # XLA then keeps one rounded step for both its readers instead of recomputing it from a copy of dw.
         numerator, denominator = e_x + eps_, e_g + eps_
-        still = (denominator == 0) | (numerator == 0)
-        ratio = numerator / jnp.where(still, jnp.ones_like(denominator), denominator)
-        root = jnp.sqrt(jnp.where(still, jnp.ones_like(ratio), ratio))
-        delta = jnp.where(still, jnp.zeros_like(g), _math.scaled(g, root))
+        if _math.known_positive(eps_):  # Neither can be 0: no guard to trace and compile for every leaf.
+            delta = stored.direction(_math.scaled(g, jnp.sqrt(numerator / denominator)))
+        else:
+            # s + eps is 0 only where every gradient so far was 0 (and eps is 0): 0/0, no step. And dw + eps
+            # is 0 only if eps and dw are (a traced eps; numbers are refused above): no step either. Both
+            # guards replace the root's input as well as its output, so jax.grad stays finite there.
+            still = (denominator == 0) | (numerator == 0)
+            ratio = numerator / jnp.where(still, jnp.ones_like(denominator), denominator)
+            root = jnp.sqrt(jnp.where(still, jnp.ones_like(ratio), ratio))
+            delta = stored.direction(jnp.where(still, jnp.zeros_like(g), _math.scaled(g, root)))
         e_x = _math.leaky_average(e_x, _math.square(delta), rho_)
         return delta, e_g, e_x
 
-    return _leafwise.transformation(ScaleByAdadeltaState, step, fields)
+    return _leafwise.transformation(ScaleByAdadeltaState, step, fields, rounding=state_rounding, seed=rounding_seed)
 
 
 def adadelta(
@@ -89,6 +100,8 @@ def adadelta(
     initial_scale: ArrayLike = 0.0,
     initial_delta: ArrayLike = 0.0,
     accumulator_dtype: DTypeLike | None = None,
+    state_rounding: str = "nearest",
+    rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adadelta, as the lecture writes it.
 
@@ -114,6 +127,10 @@ def adadelta(
         ``initial_delta`` cannot both be 0.
       accumulator_dtype: dtype of both averages (default: float32 for 16-bit params, else the params' real
         dtype).
+      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
+        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
+        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
+      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -140,5 +157,7 @@ def adadelta(
         initial_scale=initial_scale,
         initial_delta=initial_delta,
         accumulator_dtype=accumulator_dtype,
+        state_rounding=state_rounding,
+        rounding_seed=rounding_seed,
     )
     return _leafwise.descend(block, learning_rate)

@@ -22,6 +22,8 @@ def scale_by_adagrad(
     initial_accumulator: ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     accumulator_dtype: DTypeLike | None = None,
+    state_rounding: str = "nearest",
+    rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     """AdaGrad's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`adagrad`.
 
@@ -31,6 +33,10 @@ def scale_by_adagrad(
       eps_in_sqrt: ``True`` divides by ``sqrt(s_t + eps)`` (the lecture, Optax); ``False`` by
         ``sqrt(s_t) + eps`` (PyTorch, Duchi et al.) (default ``True``).
       accumulator_dtype: dtype of ``s_t`` (default: float32 for 16-bit params, else the params' real dtype).
+      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
+        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
+        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
+      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``sum_of_squares``).
@@ -53,12 +59,14 @@ def scale_by_adagrad(
     _checks.check_dtype("accumulator_dtype", accumulator_dtype)
     fields = {"sum_of_squares": _leafwise.Field(initial_accumulator, squared=True, dtype=accumulator_dtype)}
 
-    def step(dtype, g, s):
-        (eps_,) = _leafwise.cast(dtype, eps)
-        s = _math.running_sum(s, _math.square(g))
-        return _math.safe_divide(g, _math.rms(s, eps_, eps_in_sqrt)), s
+    placement = "inside" if eps_in_sqrt else "outside"  # eps under the root, or added to it.
 
-    return _leafwise.transformation(ScaleByAdagradState, step, fields)
+    def step(dtype, g, s, *, stored):
+        (eps_,) = _leafwise.cast(dtype, eps)
+        (s,) = stored(_math.running_sum(s, _math.square(g)))
+        return _math.over_root(g, s, **{placement: eps_}), s
+
+    return _leafwise.transformation(ScaleByAdagradState, step, fields, rounding=state_rounding, seed=rounding_seed)
 
 
 def adagrad(
@@ -68,6 +76,8 @@ def adagrad(
     initial_accumulator: ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     accumulator_dtype: DTypeLike | None = None,
+    state_rounding: str = "nearest",
+    rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     r"""AdaGrad, as the lecture writes it.
 
@@ -87,6 +97,10 @@ def adagrad(
       eps_in_sqrt: ``False`` puts :math:`\epsilon` outside the root, as PyTorch does (default ``True``).
       accumulator_dtype: dtype of :math:`s_t` (default: float32 for 16-bit params, else the params' real
         dtype).
+      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
+        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
+        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
+      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -110,6 +124,11 @@ def adagrad(
       Optimization*, JMLR 2011. https://jmlr.org/papers/v12/duchi11a.html
     """
     block = scale_by_adagrad(
-        eps=eps, initial_accumulator=initial_accumulator, eps_in_sqrt=eps_in_sqrt, accumulator_dtype=accumulator_dtype
+        eps=eps,
+        initial_accumulator=initial_accumulator,
+        eps_in_sqrt=eps_in_sqrt,
+        accumulator_dtype=accumulator_dtype,
+        state_rounding=state_rounding,
+        rounding_seed=rounding_seed,
     )
     return _leafwise.descend(block, learning_rate)

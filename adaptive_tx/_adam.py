@@ -45,6 +45,8 @@ def scale_by_adam(
     amsgrad: str | None = None,
     mu_dtype: DTypeLike | None = None,
     nu_dtype: DTypeLike | None = None,
+    state_rounding: str = "nearest",
+    rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     """Adam's direction ``v^_t / (sqrt(s^_t + eps_root) + eps)``, without learning rate or sign; see :func:`adam`.
 
@@ -65,6 +67,10 @@ def scale_by_adam(
       mu_dtype: dtype of ``mu`` (default: the params').
       nu_dtype: dtype of ``nu`` and ``nu_max`` (default: float32 for 16-bit params, else the params' real
         dtype).
+      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
+        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
+        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
+      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``count, mu, nu``).
@@ -95,43 +101,65 @@ def scale_by_adam(
         "nu": _leafwise.Field(initial_nu, squared=True, dtype=nu_dtype),
     }
 
-    def moments(dtype, g, mu, nu, count):
-        """The new moments, the corrected first moment, the second's factor, and eps as the root adds it."""
-        b1_, b2_, eps_ = _leafwise.cast(dtype, b1, b2, eps)
-        mu = _math.leaky_average(mu, g, b1_)  # Momentum's velocity.
-        nu = _math.leaky_average(nu, _math.square(g), b2_)  # RMSprop's mean square.
-        correction1 = _math.bias_correction_factor(b1_, count, dtype)
-        correction2 = _math.bias_correction_factor(b2_, count, dtype)
+    def constants(dtype, count):
+        """Hyperparameters in the leaves' dtype and the bias-correction factors: once per step, not per leaf."""
+        b1_, b2_, eps_, eps_root_ = _leafwise.cast(dtype, b1, b2, eps, eps_root)
+        per_step = {"b1": b1_, "b2": b2_, "eps_root": eps_root_}
+        per_step["correction1"] = _math.bias_correction_factor(b1_, count, dtype)
+        per_step["correction2"] = correction2 = _math.bias_correction_factor(b2_, count, dtype)
+        # The velocity one step ahead (nesterov) is corrected for step t + 1.
+        per_step["ahead"] = _math.bias_correction_factor(b1_, _leafwise.next_count(count), dtype) if nesterov else None
+        # eps-hat / sqrt(1 - b2^t): the same step as Keras's, in the corrected variables.
+        per_step["eps"] = eps_ / jnp.sqrt(correction2) if eps_hat else eps_
+        return per_step
+
+    def moments(g, mu, nu, stored, nu_max, *, b1, b2, correction1, correction2, ahead, **_):
+        """The new moments as stored, and the corrected first moment."""
+        mu = _math.leaky_average(mu, g, b1)  # Momentum's velocity.
+        nu = _math.leaky_average(nu, _math.square(g), b2)  # RMSprop's mean square.
+        if nu_max is None:
+            mu, nu = stored(mu, nu)
+        elif amsgrad == "raw":
+            mu, nu, nu_max = stored(mu, nu, jnp.maximum(nu_max, nu))
+        else:
+            mu, nu, nu_max = stored(mu, nu, jnp.maximum(nu_max, nu / correction2))
         mu_hat = _math.unbias(mu, correction1)
         if nesterov:  # The velocity one step ahead, on the same gradient.
-            ahead = _math.bias_correction_factor(b1_, _leafwise.next_count(count), dtype)
-            mu_hat = _math.unbias(_math.scaled(mu, b1_), ahead) + _math.unbias(_math.scaled(g, 1 - b1_), correction1)
-        if eps_hat:  # eps-hat / sqrt(1 - b2^t): the same step as Keras's, in the corrected variables.
-            eps_ = eps_ / jnp.sqrt(correction2)
-        return mu, nu, mu_hat, correction2, eps_
+            mu_hat = _math.unbias(_math.scaled(mu, b1), ahead) + _math.unbias(_math.scaled(g, 1 - b1), correction1)
+        return mu, nu, nu_max, mu_hat
 
-    def direction(dtype, mu_hat, nu_hat, eps_):
-        (eps_root_,) = _leafwise.cast(dtype, eps_root)
-        return _math.safe_divide(mu_hat, _math.rms(nu_hat, eps_root_) + eps_)
+    def direction(mu_hat, nu_hat, *, eps, eps_root, **_):
+        return _math.over_root(mu_hat, nu_hat, inside=eps_root, outside=eps)
 
-    def step(dtype, g, mu, nu, *, count):
-        mu, nu, mu_hat, correction2, eps_ = moments(dtype, g, mu, nu, count)
-        return direction(dtype, mu_hat, nu / correction2, eps_), mu, nu
+    def step(dtype, g, mu, nu, *, stored, **per_step):
+        mu, nu, _, mu_hat = moments(g, mu, nu, stored, None, **per_step)
+        return direction(mu_hat, nu / per_step["correction2"], **per_step), mu, nu
 
-    def amsgrad_step(dtype, g, mu, nu, nu_max, *, count):
-        mu, nu, mu_hat, correction2, eps_ = moments(dtype, g, mu, nu, count)
-        if amsgrad == "raw":
-            nu_max = jnp.maximum(nu_max, nu)
-            nu_hat = nu_max / correction2
-        else:
-            nu_max = jnp.maximum(nu_max, nu / correction2)
-            nu_hat = nu_max
-        return direction(dtype, mu_hat, nu_hat, eps_), mu, nu, nu_max
+    def amsgrad_step(dtype, g, mu, nu, nu_max, *, stored, **per_step):
+        mu, nu, nu_max, mu_hat = moments(g, mu, nu, stored, nu_max, **per_step)
+        nu_hat = nu_max / per_step["correction2"] if amsgrad == "raw" else nu_max
+        return direction(mu_hat, nu_hat, **per_step), mu, nu, nu_max
 
     if amsgrad is None:
-        return _leafwise.transformation(ScaleByAdamState, step, fields, counted=True)
+        return _leafwise.transformation(
+            ScaleByAdamState,
+            step,
+            fields,
+            counted=True,
+            constants=constants,
+            rounding=state_rounding,
+            seed=rounding_seed,
+        )
     fields["nu_max"] = fields["nu"]
-    return _leafwise.transformation(ScaleByAmsgradState, amsgrad_step, fields, counted=True)
+    return _leafwise.transformation(
+        ScaleByAmsgradState,
+        amsgrad_step,
+        fields,
+        counted=True,
+        constants=constants,
+        rounding=state_rounding,
+        seed=rounding_seed,
+    )
 
 
 def adam(
@@ -148,6 +176,8 @@ def adam(
     amsgrad: str | None = None,
     mu_dtype: DTypeLike | None = None,
     nu_dtype: DTypeLike | None = None,
+    state_rounding: str = "nearest",
+    rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adam, as the lecture (and the paper's Algorithm 1) writes it.
 
@@ -177,6 +207,10 @@ def adam(
         ``None``).
       mu_dtype: dtype of the first moment (default: the params').
       nu_dtype: dtype of the second moment (default: float32 for 16-bit params, else the params' real dtype).
+      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
+        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
+        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
+      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -224,5 +258,7 @@ def adam(
         amsgrad=amsgrad,
         mu_dtype=mu_dtype,
         nu_dtype=nu_dtype,
+        state_rounding=state_rounding,
+        rounding_seed=rounding_seed,
     )
     return _leafwise.descend(block, learning_rate)

@@ -55,7 +55,8 @@ def bias_correction(decay: ArrayLike) -> optax.GradientTransformationExtraArgs:
     """
     _checks.check_decay("decay", decay)
 
-    def step(dtype, u, *, count):
+    def step(dtype, u, *, stored, count):
+        del stored  # No state to round.
         (decay_,) = _leafwise.cast(dtype, decay)
         return (_math.unbias(u, _math.bias_correction_factor(decay_, count, dtype)),)
 

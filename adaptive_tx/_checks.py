@@ -53,6 +53,18 @@ def check_dtype(name: str, dtype: Any) -> None:
         raise TypeError(f"{name} must be None or a floating-point dtype, got {dtype!r}.")
 
 
+STATE_ROUNDINGS = ("nearest", "stochastic")
+
+
+def check_state_rounding(rounding: Any, seed: Any) -> None:
+    """``state_rounding`` must name a mode; the seed of stochastic rounding must be an integer."""
+    if rounding not in STATE_ROUNDINGS:
+        raise ValueError(f"state_rounding must be one of {STATE_ROUNDINGS}, got {rounding!r}.")
+    integer = isinstance(seed, numbers.Integral) and not isinstance(seed, bool | np.bool_)
+    if not integer and not (isinstance(seed, jax.Array | np.ndarray) and jnp.issubdtype(seed.dtype, jnp.integer)):
+        raise TypeError(f"rounding_seed must be an integer, got {_describe(seed)}.")
+
+
 def check_decay(name: str, value: Any) -> None:
     """A decay rate must lie in [0, 1): 1 would freeze the average at its initial value."""
     if check_number(name, value) and not 0 <= value < 1:

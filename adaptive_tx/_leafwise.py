@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from adaptive_tx import _checks
+from adaptive_tx import _checks, _math
 
 Array = jax.Array
 ArrayTree = Any
@@ -165,15 +166,24 @@ def init_fields(params: ArrayTree, fields: Mapping[str, Field]) -> dict[str, Arr
 
 
 def map_leaves(
-    step: Callable[..., tuple[Array, ...]], updates: ArrayTree, *states: ArrayTree, squared: Sequence[bool] = ()
+    step: Callable[..., tuple[Array, ...]],
+    updates: ArrayTree,
+    *states: ArrayTree,
+    squared: Sequence[bool] = (),
+    key: Array | None = None,
 ) -> tuple[ArrayTree, ...]:
-    """Apply ``step(dtype, g, *s) -> (direction, *new_s)`` leaf by leaf over pytrees, with the policy above.
+    """Apply ``step(dtype, g, *s, stored) -> (direction, *new_s)`` leaf by leaf over pytrees, with the policy above.
 
     Every input leaf arrives cast to :func:`compute_dtype`, which ``step`` receives as its first argument
     to cast hyperparameters with (its real part, for complex leaves). The direction comes back in the
     :func:`wider` of the gradient's and the state's dtypes, each new state leaf in the dtype of the old one,
     so state dtypes never drift. ``squared[i]`` marks ``states[i]`` as real by design (sums of ``|g|^2``);
     the others must be complex for a complex gradient. Returns ``(directions, *new_states)``.
+
+    ``stored`` (a :class:`Stored`) rounds values as they will be kept: a step computes its direction from
+    the new state as stored, and whatever reads its direction from the direction as returned. With a typed
+    PRNG ``key``, state rounded to a narrower dtype is rounded stochastically (leaf ``i`` uses
+    ``fold_in(key, i)``); without one, to nearest.
     """
     check_gradients(updates, *states)
     paths_and_leaves, treedef_ = jax.tree_util.tree_flatten_with_path(updates)
@@ -181,7 +191,7 @@ def map_leaves(
     state_leaves = [treedef.flatten_up_to(s) for s in states]
     real_ok = tuple(squared) + (False,) * (len(states) - len(squared))
     outputs: list[list[Array]] = [[] for _ in range(1 + len(states))]
-    for (path, g), *s in zip(paths_and_leaves, *state_leaves, strict=True):
+    for index, ((path, g), *s) in enumerate(zip(paths_and_leaves, *state_leaves, strict=True)):
         g = jnp.asarray(g)
         if jnp.iscomplexobj(g) and any(not ok and not jnp.iscomplexobj(x) for ok, x in zip(real_ok, s, strict=True)):
             raise TypeError(
@@ -192,11 +202,63 @@ def map_leaves(
         dtype = compute_dtype(*dtypes)
         real = _real(dtype)
         g, layout = _to_state_layout(g, s)
-        results = step(real, g.astype(dtype), *(x.astype(dtype if jnp.iscomplexobj(x) else real) for x in s))
+        leaf_key = None if key is None else jax.random.fold_in(key, index)
+        stored = Stored([wider(*dtypes), *(x.dtype for x in s)], leaf_key, _explicit_spec(s[0]) if s else None)
+        results = step(real, _as(g, dtype), *(_as(x, dtype if jnp.iscomplexobj(x) else real) for x in s), stored=stored)
         for i, (out, result) in enumerate(zip(outputs, results, strict=True)):
-            result = result.astype(wider(*dtypes) if i == 0 else s[i - 1].dtype)
+            result = stored.kept(i, result)
             out.append(jax.sharding.reshard(result, layout) if i == 0 and layout is not None else result)
     return tuple(treedef.unflatten(out) for out in outputs)
+
+
+class Stored:
+    """Values of one leaf as ``map_leaves`` will keep them: rounded to their output dtype, seen in the math's.
+
+    ``stored(*new)`` gives the first ``len(new)`` new state values as the state will hold them (rounded to
+    their storage dtype, back in the compute dtype); ``stored.direction(d)`` the direction as it will be
+    returned. A step computes its direction from the stored state, so the step taken is the one its state
+    implies (a restored checkpoint continues the same trajectory), and XLA never needs unrounded values
+    beside rounded ones. With 16-bit state, reading the unrounded moments in the params' loop made XLA
+    recompute them there from the old state, whose donated buffers the state's own loop overwrites, so it
+    copied them first: a float32 temporary of 4 bytes per parameter and a slower step. Where the output
+    dtype is the compute dtype (float32 params, by default), rounding changes nothing.
+    """
+
+    def __init__(self, dtypes: Sequence[Any], key: Array | None = None, sharding: Any = None):
+        self._dtypes = list(dtypes)  # The direction's, then each state field's.
+        self._key = key  # Stochastic rounding of the state fields, with this leaf's key; None: to nearest.
+        self._sharding = sharding  # The random bits' sharding, under Explicit mesh axes.
+        self._rounded: dict[int, tuple[Array, Array]] = {}  # output index -> (as kept, as the math sees it)
+
+    def _to(self, i: int, value: Array) -> Array:
+        dtype = jnp.dtype(self._dtypes[i])
+        narrower = jnp.finfo(dtype).bits < jnp.finfo(value.dtype).bits
+        if i == 0 or self._key is None or not narrower or jnp.iscomplexobj(value):
+            return _as(value, dtype)
+        return _math.stochastic_round(value, dtype, jax.random.fold_in(self._key, i), self._sharding)
+
+    def _round(self, i: int, value: Array) -> Array:
+        kept = self._to(i, value)
+        seen = _as(kept, value.dtype)
+        self._rounded[i] = (kept, seen)
+        return seen
+
+    def __call__(self, *new: Array) -> tuple[Array, ...]:
+        return tuple(self._round(1 + i, value) for i, value in enumerate(new))
+
+    def direction(self, value: Array) -> Array:
+        return self._round(0, value)
+
+    def kept(self, i: int, result: Array) -> Array:
+        """Output ``i`` (0: the direction) in its output dtype, converted once."""
+        if i in self._rounded and self._rounded[i][1] is result:
+            return self._rounded[i][0]
+        return self._to(i, result)
+
+
+def _as(x: Array, dtype: Any) -> Array:
+    """``x`` in ``dtype``; ``x`` itself if it is already (``astype`` traces a call even then, per leaf)."""
+    return x if x.dtype == dtype else lax.convert_element_type(x, dtype)
 
 
 def _explicit_spec(x: Array) -> PartitionSpec | None:
@@ -222,6 +284,13 @@ def _to_state_layout(g: Array, state: Sequence[Array]) -> tuple[Array, Partition
     return jax.sharding.reshard(g, state_spec), grad_spec
 
 
+class StochasticRoundingState(NamedTuple):
+    """State of a block with ``state_rounding="stochastic"``: the block's usual state and a PRNG key."""
+
+    inner_state: Any  # The block's state (e.g. ScaleByAdamState), its fields in their 16-bit dtypes.
+    key: Array  # uint32 key data (jax.random.key_data) of the next step's key; split once per step.
+
+
 def transformation(
     state_type: Callable[..., tuple],
     step: Callable[..., tuple[Array, ...]],
@@ -230,24 +299,47 @@ def transformation(
     counted: bool = False,
     scalars: Mapping[str, float] | None = None,
     schedule: Callable[..., tuple[dict[str, Array], dict[str, Array]]] | None = None,
+    constants: Callable[..., dict[str, Any]] | None = None,
+    rounding: str = "nearest",
+    seed: Any = 0,
 ) -> optax.GradientTransformationExtraArgs:
     """An algorithm's block: its state is a step count, scalars, and params-shaped ``fields``.
 
     ``state_type`` is a NamedTuple whose fields are, in order: ``count`` (t, int32, saturating) if
     ``counted``, the names of ``scalars`` (float scalars, with their initial values), then the names of
-    ``fields``. ``update`` applies ``step(dtype, g, *fields, **per_step) -> (direction, *new_fields)`` leaf
-    by leaf through :func:`map_leaves`. A counted step receives ``count=t`` (t >= 1); ``schedule(count,
-    **scalars) -> (new_scalars, per_step)`` does per-step scalar work once for all leaves.
+    ``fields``. ``update`` applies ``step(dtype, g, *fields, stored, **per_step) -> (direction, *new_fields)``
+    leaf by leaf through :func:`map_leaves` (``stored`` rounds new fields as the state keeps them). A counted
+    step receives ``count=t`` (t >= 1); ``schedule(count, **scalars) -> (new_scalars, per_step)`` does
+    per-step scalar work once for all leaves. ``constants(dtype, **per_step) -> dict`` does the scalar work
+    that needs the leaves' compute dtype (hyperparameters cast to it, bias-correction factors) once per
+    dtype and step; ``step`` then receives its result instead of ``per_step``. Work done per leaf is work
+    traced and compiled once per leaf: hundreds of times on a transformer's tree.
+
+    ``rounding="stochastic"`` rounds the fields stochastically where they are narrower than the math
+    (:func:`adaptive_tx._math.stochastic_round`); the state is then :class:`StochasticRoundingState`, the
+    ``state_type`` beside a PRNG key made from ``seed``, split once per step.
     """
+    _checks.check_state_rounding(rounding, seed)
     scalars = dict(scalars or {})
 
     def init_fn(params):
         head = {"count": init_count(params)} if counted else {}
         head |= {name: init_scalar(params, value) for name, value in scalars.items()}
-        return state_type(**head, **init_fields(params, fields))
+        state = state_type(**head, **init_fields(params, fields))
+        if rounding == "nearest":
+            return state
+        key = jax.random.key_data(jax.random.key(seed))
+        placement = _scalar_placement(params)
+        return StochasticRoundingState(state, key if placement is None else jax.device_put(key, placement))
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args  # Unused.
+        if rounding == "nearest":
+            return update_inner(updates, state)
+        key, next_key = jax.random.split(jax.random.wrap_key_data(state.key))
+        updates, inner_state = update_inner(updates, state.inner_state, key)
+        return updates, StochasticRoundingState(inner_state, jax.random.key_data(next_key))
+
+    def update_inner(updates, state, key=None):
         head: dict[str, Array] = {}
         per_step: dict[str, Array] = {}
         if counted:
@@ -258,11 +350,17 @@ def transformation(
             per_step |= more
         previous = [getattr(state, name) for name in fields]
 
-        def leaf_step(dtype, g, *s):
-            return step(dtype, g, *s, **per_step)
+        by_dtype: dict[Any, dict[str, Any]] = {}
+
+        def leaf_step(dtype, g, *s, stored):
+            if constants is None:
+                return step(dtype, g, *s, stored=stored, **per_step)
+            if dtype not in by_dtype:
+                by_dtype[dtype] = constants(dtype, **per_step)
+            return step(dtype, g, *s, stored=stored, **by_dtype[dtype])
 
         squared = [field.squared for field in fields.values()]
-        directions, *new = map_leaves(leaf_step, updates, *previous, squared=squared)
+        directions, *new = map_leaves(leaf_step, updates, *previous, squared=squared, key=key)
         return directions, state_type(**head, **dict(zip(fields, new, strict=True)))
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
@@ -281,9 +379,16 @@ def descend(
     return optax.chain(*parts, *([] if then is None else [then]))
 
 
-def cast(dtype: Any, *hyperparameters: Any) -> tuple[Array, ...]:
-    """Hyperparameters (Python numbers or traced arrays) as arrays of ``dtype``."""
-    return tuple(jnp.asarray(h, dtype) for h in hyperparameters)
+def cast(dtype: Any, *hyperparameters: Any) -> tuple[Any, ...]:
+    """Hyperparameters (Python numbers or traced arrays) as arrays of ``dtype``.
+
+    Numbers become NumPy scalars: arithmetic on them (``1 - b1``) is folded while tracing, once, instead
+    of becoming operations in every leaf's computation.
+    """
+    return tuple(
+        np.asarray(h, dtype) if isinstance(h, int | float | np.number | np.ndarray) else jnp.asarray(h, dtype)
+        for h in hyperparameters
+    )
 
 
 # --------------------------------------------------------------------------- gradient checks

@@ -32,6 +32,8 @@ def scale_by_momentum(
     nesterov: bool = False,
     first_step_undampened: bool = False,
     accumulator_dtype: DTypeLike | None = None,
+    state_rounding: str = "nearest",
+    rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     """Momentum's velocity ``v_t`` (or its Nesterov look-ahead), without learning rate or sign; see :func:`momentum`.
 
@@ -44,6 +46,10 @@ def scale_by_momentum(
         does (its buffer is created as a copy of the first gradient); the state then carries a count,
         :class:`ScaleByMomentumWithCountState` (default ``False``).
       accumulator_dtype: dtype of ``v_t`` (default: the params').
+      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
+        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
+        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
+      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``trace``).
@@ -69,18 +75,20 @@ def scale_by_momentum(
     _checks.check_dtype("accumulator_dtype", accumulator_dtype)
     fields = {"trace": _leafwise.Field(0.0, dtype=accumulator_dtype)}
 
-    def step(dtype, g, v, count=None):
+    def step(dtype, g, v, *, stored, count=None):
         beta_, dampening_ = _leafwise.cast(dtype, beta, beta if dampening is None else dampening)
         if count is not None:  # first_step_undampened
             dampening_ = jnp.where(count == 1, jnp.zeros_like(dampening_), dampening_)
-        v = _math.leaky_average(v, g, beta_, dampening_)
+        (v,) = stored(_math.leaky_average(v, g, beta_, dampening_))
         if nesterov:  # Look one step ahead: the velocity the next step would have on the same gradient.
             return _math.leaky_average(v, g, beta_, dampening_), v
         return v, v
 
     if first_step_undampened:
-        return _leafwise.transformation(ScaleByMomentumWithCountState, step, fields, counted=True)
-    return _leafwise.transformation(ScaleByMomentumState, step, fields)
+        return _leafwise.transformation(
+            ScaleByMomentumWithCountState, step, fields, counted=True, rounding=state_rounding, seed=rounding_seed
+        )
+    return _leafwise.transformation(ScaleByMomentumState, step, fields, rounding=state_rounding, seed=rounding_seed)
 
 
 def momentum(
@@ -91,6 +99,8 @@ def momentum(
     nesterov: bool = False,
     first_step_undampened: bool = False,
     accumulator_dtype: DTypeLike | None = None,
+    state_rounding: str = "nearest",
+    rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Gradient descent with momentum, as the lecture writes it.
 
@@ -112,6 +122,10 @@ def momentum(
       nesterov: use Nesterov's look-ahead step (default ``False``).
       first_step_undampened: :math:`v_1 = g_1` whatever :math:`d`, as PyTorch's SGD (default ``False``).
       accumulator_dtype: dtype of :math:`v_t` (default: the params').
+      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
+        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
+        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
+      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -144,5 +158,7 @@ def momentum(
         nesterov=nesterov,
         first_step_undampened=first_step_undampened,
         accumulator_dtype=accumulator_dtype,
+        state_rounding=state_rounding,
+        rounding_seed=rounding_seed,
     )
     return _leafwise.descend(block, learning_rate)

@@ -29,6 +29,8 @@ def scale_by_nadam(
     momentum_decay: ArrayLike = 4e-3,
     mu_dtype: DTypeLike | None = None,
     nu_dtype: DTypeLike | None = None,
+    state_rounding: str = "nearest",
+    rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     r"""NAdam's direction, without learning rate or sign: Adam with a Nesterov look-ahead on the momentum.
 
@@ -50,6 +52,10 @@ def scale_by_nadam(
       momentum_decay: :math:`\psi` >= 0, possibly ``inf`` (default ``4e-3``, PyTorch's).
       mu_dtype: dtype of :math:`v_t` (default: the params').
       nu_dtype: dtype of :math:`s_t` (default: float32 for 16-bit params, else the params' real dtype).
+      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
+        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
+        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
+      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; its state has Optax's ``count, mu, nu`` and, beyond
@@ -96,15 +102,21 @@ def scale_by_nadam(
         per_step = {"mu_t": mu, "mu_next": mu_next, "product": product, "product_next": product * mu_next}
         return {"mu_product": product}, per_step
 
-    def step(dtype, g, mu, nu, *, count, mu_t, mu_next, product, product_next):
+    def step(dtype, g, mu, nu, *, stored, count, mu_t, mu_next, product, product_next):
         b1_, b2_, eps_ = _leafwise.cast(dtype, b1, b2, eps)
         mu_t, mu_next, product, product_next = _leafwise.cast(dtype, mu_t, mu_next, product, product_next)
-        mu = _math.leaky_average(mu, g, b1_)
-        nu = _math.leaky_average(nu, _math.square(g), b2_)
+        mu, nu = stored(_math.leaky_average(mu, g, b1_), _math.leaky_average(nu, _math.square(g), b2_))
         nu_hat = nu / _math.bias_correction_factor(b2_, count, dtype)
         look_ahead = _math.scaled(mu, mu_next / (1 - product_next)) + _math.scaled(g, (1 - mu_t) / (1 - product))
-        return _math.safe_divide(look_ahead, _math.safe_sqrt(nu_hat) + eps_), mu, nu
+        return _math.over_root(look_ahead, nu_hat, outside=eps_), mu, nu
 
     return _leafwise.transformation(
-        ScaleByNadamState, step, fields, counted=True, scalars={"mu_product": 1.0}, schedule=schedule
+        ScaleByNadamState,
+        step,
+        fields,
+        counted=True,
+        scalars={"mu_product": 1.0},
+        schedule=schedule,
+        rounding=state_rounding,
+        seed=rounding_seed,
     )

@@ -172,8 +172,8 @@ def packed(tx: optax.GradientTransformation) -> optax.GradientTransformation:
       {'bfloat16': (1,), 'float32': (6,)}
       >>> grads = {"w": jnp.full((2, 2), 0.5), "b": jnp.array([1.0, -2.0]), "scale": jnp.ones((), jnp.bfloat16)}
       >>> updates, state = tx.update(grads, state, params)
-      >>> print(updates["b"], updates["scale"])  # Adam's first step: -lr * sign(g).
-      [-0.1  0.1] -0.1
+      >>> print(updates["b"], updates["scale"])  # -lr * sign(g), from the moments as stored (0.1 in bfloat16).
+      [-0.1  0.1] -0.100097634
     """
     if not isinstance(tx, optax.GradientTransformation):
         raise TypeError(f"packed wraps an optax.GradientTransformation, got {type(tx).__name__}")

@@ -33,6 +33,8 @@ def scale_by_rms(
     eps_in_sqrt: bool = True,
     centered: bool = False,
     accumulator_dtype: DTypeLike | None = None,
+    state_rounding: str = "nearest",
+    rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     """RMSprop's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`rmsprop`.
 
@@ -47,6 +49,10 @@ def scale_by_rms(
         ``False``).
       accumulator_dtype: dtype of the averages (default: the policy's: float32 for the mean square of
         16-bit params, the params' dtype for the mean gradient).
+      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
+        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
+        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
+      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``nu``; centered ``mu, nu``).
@@ -67,23 +73,25 @@ def scale_by_rms(
     _checks.check_bool("centered", centered)
     _checks.check_dtype("accumulator_dtype", accumulator_dtype)
     nu = _leafwise.Field(initial_scale, squared=True, dtype=accumulator_dtype)
+    placement = "inside" if eps_in_sqrt else "outside"  # eps under the root, or added to it.
 
-    def step(dtype, g, nu):
+    def step(dtype, g, nu, *, stored):
         decay_, eps_ = _leafwise.cast(dtype, decay, eps)
-        nu = _math.leaky_average(nu, _math.square(g), decay_)
-        return _math.safe_divide(g, _math.rms(nu, eps_, eps_in_sqrt)), nu
+        (nu,) = stored(_math.leaky_average(nu, _math.square(g), decay_))
+        return _math.over_root(g, nu, **{placement: eps_}), nu
 
-    def centered_step(dtype, g, mu, nu):
+    def centered_step(dtype, g, mu, nu, *, stored):
         decay_, eps_ = _leafwise.cast(dtype, decay, eps)
-        mu = _math.leaky_average(mu, g, decay_)
-        nu = _math.leaky_average(nu, _math.square(g), decay_)
+        mu, nu = stored(_math.leaky_average(mu, g, decay_), _math.leaky_average(nu, _math.square(g), decay_))
         variance = jnp.maximum(nu - _math.square(mu), 0)
-        return _math.safe_divide(g, _math.rms(variance, eps_, eps_in_sqrt)), mu, nu
+        return _math.over_root(g, variance, **{placement: eps_}), mu, nu
 
     if centered:
         fields = {"mu": _leafwise.Field(0.0, dtype=accumulator_dtype), "nu": nu}
-        return _leafwise.transformation(ScaleByCenteredRmsState, centered_step, fields)
-    return _leafwise.transformation(ScaleByRmsState, step, {"nu": nu})
+        return _leafwise.transformation(
+            ScaleByCenteredRmsState, centered_step, fields, rounding=state_rounding, seed=rounding_seed
+        )
+    return _leafwise.transformation(ScaleByRmsState, step, {"nu": nu}, rounding=state_rounding, seed=rounding_seed)
 
 
 def rmsprop(
@@ -97,6 +105,8 @@ def rmsprop(
     momentum: ArrayLike | None = None,
     nesterov: bool = False,
     accumulator_dtype: DTypeLike | None = None,
+    state_rounding: str = "nearest",
+    rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     r"""RMSprop, as the lecture writes it.
 
@@ -120,6 +130,10 @@ def rmsprop(
         ``optax.rmsprop(momentum=)`` places it (after the learning rate); ``None`` for none (default).
       nesterov: Nesterov's look-ahead on that momentum (default ``False``; needs ``momentum``).
       accumulator_dtype: dtype of the averages (default: float32 for the mean square of 16-bit params).
+      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
+        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
+        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
+      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -154,6 +168,8 @@ def rmsprop(
         eps_in_sqrt=eps_in_sqrt,
         centered=centered,
         accumulator_dtype=accumulator_dtype,
+        state_rounding=state_rounding,
+        rounding_seed=rounding_seed,
     )
     heavy_ball = (
         optax.identity() if momentum is None else scale_by_momentum(beta=momentum, dampening=0.0, nesterov=nesterov)

@@ -52,7 +52,9 @@ def main(mode: str, directory: str, out: str) -> None:
             params, state = checkpointer.restore(path, abstract)
         final = _steps(step, params, state, 5, 5)
         for i, (key, leaf) in enumerate(jax.tree_util.tree_leaves_with_path(final)):
-            finals[f"{entry.name}/{i}{jax.tree_util.keystr(key)}"] = np.asarray(leaf)
+            # bfloat16 widened to float32 (exactly): the .npz format has no bfloat16.
+            wide = leaf.astype(jnp.float32) if leaf.dtype == jnp.bfloat16 else leaf
+            finals[f"{entry.name}/{i}{jax.tree_util.keystr(key)}"] = np.asarray(wide)
     checkpointer.wait_until_finished()
     np.savez(out, **finals)
 

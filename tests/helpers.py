@@ -323,6 +323,9 @@ class Entry:
         gradient norm, a finiteness check, statistics); empty for the elementwise ones, which need none.
       shardable: False where params split over several devices are refused (``atx.packed`` would gather them
         into one vector): the sharding workers skip such entries.
+      smooth: overrides that keep the state in the math's precision, for the finite-difference test: with
+        16-bit state the objective is a staircase at the scale of a finite-difference step (the derivative
+        through the rounding is tested in tests/test_state_rounding.py).
     """
 
     name: str
@@ -335,6 +338,7 @@ class Entry:
     eps_note: str = ""
     all_reduce: str = ""
     shardable: bool = True
+    smooth: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __call__(self, **overrides: Any) -> optax.GradientTransformation:
         return self.make(**{**self.kwargs, **overrides})
@@ -378,6 +382,14 @@ def _packed(factory):
 
 
 _ZERO_L2 = {"weight_decay": 0.0}
+# Dtypes by name: optax.inject_hyperparams would turn jnp.bfloat16 (a number type) into an array.
+_BF16_STATE = {"accumulator_dtype": "bfloat16", "state_rounding": "stochastic"}
+_BF16_STATE_ADAM = {"mu_dtype": "bfloat16", "nu_dtype": "bfloat16", "state_rounding": "stochastic"}
+# The policy's state dtypes (the params'): for the rotation test (complex params keep a complex64 first moment
+# whatever mu_dtype says, so a real run's bfloat16 rounding has no complex counterpart) and the
+# finite-difference test (16-bit state makes the objective a staircase).
+_POLICY_STATE = {"accumulator_dtype": None}
+_POLICY_STATE_ADAM = {"mu_dtype": None, "nu_dtype": None}
 _TRACK_REDUCES = "track's statistics are means and extremes over every coordinate"
 _NO_EPS_ADADELTA = "Adadelta with eps = 0 never moves unless initial_delta > 0, which this signature lacks"
 
@@ -556,6 +568,66 @@ REGISTRY = [
         block=True,
     ),
     Entry("bias_correction", atx.bias_correction, {"decay": 0.8}, ("decay",), {}, block=True),
+    # 16-bit state with stochastic rounding: each block that keeps params-shaped state, and an optimizer.
+    Entry(
+        "adam-bfloat16-state-stochastic",
+        atx.adam,
+        {**_BF16_STATE_ADAM, "learning_rate": 0.05, "b1": 0.5, "b2": 0.8, "eps": 0.1},
+        ("learning_rate", "b1", "b2"),
+        {"eps": 0.0},
+        complex=_POLICY_STATE_ADAM,
+        smooth=_POLICY_STATE_ADAM,
+    ),
+    Entry(
+        "scale_by_adagrad-bfloat16-state-stochastic",
+        atx.scale_by_adagrad,
+        {**_BF16_STATE, "eps": 0.1, "initial_accumulator": 0.5},
+        (),
+        {"eps": 0.0, "initial_accumulator": 0.0},
+        block=True,
+        complex=_POLICY_STATE,
+        smooth=_POLICY_STATE,
+    ),
+    Entry(
+        "scale_by_rms-centered-bfloat16-state-stochastic",
+        atx.scale_by_rms,
+        {**_BF16_STATE, "decay": 0.8, "eps": 0.1, "centered": True},
+        ("decay",),
+        {"eps": 0.0},
+        block=True,
+        complex=_POLICY_STATE,
+        smooth=_POLICY_STATE,
+    ),
+    Entry(
+        "scale_by_adadelta-bfloat16-state-stochastic",
+        atx.scale_by_adadelta,
+        {**_BF16_STATE, "rho": 0.5, "eps": 0.1, "initial_scale": 0.3, "initial_delta": 0.2},
+        ("rho",),
+        {"eps": 0.0, "initial_scale": 0.0},
+        block=True,
+        complex=_POLICY_STATE,
+        smooth=_POLICY_STATE,
+    ),
+    Entry(
+        "scale_by_momentum-bfloat16-state-stochastic",
+        atx.scale_by_momentum,
+        {**_BF16_STATE, "beta": 0.5, "dampening": 0.25, "nesterov": True},
+        ("beta", "dampening"),
+        {},
+        block=True,
+        complex=_POLICY_STATE,
+        smooth=_POLICY_STATE,
+    ),
+    Entry(
+        "scale_by_nadam-bfloat16-state-stochastic",
+        atx.scale_by_nadam,
+        {**_BF16_STATE_ADAM, "b1": 0.8, "b2": 0.9, "eps": 0.1, "momentum_decay": 0.1},
+        ("b1", "b2", "momentum_decay"),
+        {"eps": 0.0},
+        block=True,
+        complex=_POLICY_STATE_ADAM,
+        smooth=_POLICY_STATE_ADAM,
+    ),
     # The diagnostics wrapper, around an optimizer (GradientTransformationExtraArgs) and a block.
     Entry(
         "track-adam",

@@ -38,16 +38,17 @@ def _params(mesh):
 
 
 def _placement_problems(state, mesh, scalars_on_mesh=True):
-    """Each params-shaped leaf must be sharded like its param; each scalar replicated on the mesh."""
+    """Each params-shaped leaf must be sharded like its param; anything else (scalars, a PRNG key) replicated."""
     problems = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
         where = jax.tree_util.keystr(path)
-        if leaf.ndim:
-            (name,) = [k for k in SPECS if f"'{k}'" in where]
+        names = [k for k in SPECS if f"'{k}'" in where]
+        if names:
+            (name,) = names
             if not leaf.sharding.is_equivalent_to(NamedSharding(mesh, SPECS[name]), leaf.ndim):
                 problems.append(f"{where}: {leaf.sharding}, expected {SPECS[name]}")
         elif scalars_on_mesh and not (isinstance(leaf.sharding, NamedSharding) or not leaf.committed):
-            problems.append(f"{where}: scalar committed to {leaf.sharding}")
+            problems.append(f"{where}: non-params-shaped leaf committed to {leaf.sharding}")
     return problems
 
 

@@ -56,12 +56,20 @@ def test_signature_keeps_the_lectures_arguments(name):
 
 # Knobs beyond the lecture, keyword-only, with defaults that keep the lecture's form; each optimizer takes
 # its block's.
+_ROUNDING = {"state_rounding": "nearest", "rounding_seed": 0}
 KNOBS = {
-    "scale_by_adagrad": {"eps_in_sqrt": True, "accumulator_dtype": None},
-    "scale_by_rms": {"eps_in_sqrt": True, "centered": False, "accumulator_dtype": None},
-    "scale_by_adadelta": {"accumulator_dtype": None},
-    "scale_by_momentum": {"first_step_undampened": False, "accumulator_dtype": None},
-    "scale_by_adam": {"nesterov": False, "eps_hat": False, "amsgrad": None, "mu_dtype": None, "nu_dtype": None},
+    "scale_by_adagrad": {"eps_in_sqrt": True, "accumulator_dtype": None, **_ROUNDING},
+    "scale_by_rms": {"eps_in_sqrt": True, "centered": False, "accumulator_dtype": None, **_ROUNDING},
+    "scale_by_adadelta": {"accumulator_dtype": None, **_ROUNDING},
+    "scale_by_momentum": {"first_step_undampened": False, "accumulator_dtype": None, **_ROUNDING},
+    "scale_by_adam": {
+        "nesterov": False,
+        "eps_hat": False,
+        "amsgrad": None,
+        "mu_dtype": None,
+        "nu_dtype": None,
+        **_ROUNDING,
+    },
 }
 # Beyond its block's: RMSprop's momentum on the step, as optax.rmsprop places it.
 OPTIMIZER_ONLY = {"rmsprop": {"momentum": None, "nesterov": False}}
@@ -85,7 +93,9 @@ def test_hyperparameters_are_typed_as_array_likes():
         for param in inspect.signature(getattr(atx, name)).parameters.values():
             if param.name.endswith("dtype"):
                 assert "DTypeLike" in str(param.annotation), (name, param.name)
-            elif param.name not in ("learning_rate", "amsgrad") and not isinstance(param.default, bool):
+            elif param.name not in ("learning_rate", "amsgrad", "state_rounding") and not isinstance(
+                param.default, bool
+            ):
                 assert "ArrayLike" in str(param.annotation), (name, param.name)
 
 

@@ -100,11 +100,11 @@ def _initial_values(entry: Entry) -> dict[str, jax.Array]:
     return {name: jnp.asarray(float(values[name]), jnp.float64) for name in _names(entry)}
 
 
-def _final_loss(entry: Entry, values: dict[str, jax.Array], step: jax.Array) -> jax.Array:
+def _final_loss(entry: Entry, values: dict[str, jax.Array], step: jax.Array, smooth: bool = False) -> jax.Array:
     """The objective after K steps from ``PARAMS + step * DIRECTION``, the transformation built from ``values``
     (traced under ``jax.grad``), eps and the squared accumulators' initial values 0 (``entry.zero_eps``)."""
     hyperparameters = {name: value for name, value in values.items() if name != CHAIN_LR}
-    tx = entry.make(**{**entry.kwargs, **entry.zero_eps, **hyperparameters})
+    tx = entry.make(**{**entry.kwargs, **entry.zero_eps, **(entry.smooth if smooth else {}), **hyperparameters})
     if entry.block:
         tx = optax.chain(tx, optax.scale(-values[CHAIN_LR]))
     params = jax.tree.map(lambda p, d: p + step * d, _tree(PARAMS), _tree(DIRECTION))
@@ -124,7 +124,7 @@ def test_gradient_after_three_steps_matches_finite_differences(entry):
     with jax.enable_x64(True):
         values = _initial_values(entry)
         zero = jnp.asarray(0.0, jnp.float64)
-        final_loss = functools.partial(_final_loss, entry)
+        final_loss = functools.partial(_final_loss, entry, smooth=True)
         loss = jax.jit(final_loss)
         grads, directional = jax.jit(jax.grad(final_loss, argnums=(0, 1)))(values, zero)
         ad = {name: float(g) for name, g in grads.items()} | {"initial params": float(directional)}

@@ -234,8 +234,8 @@ def test_tree_map_params_maps_the_params_shaped_leaves_by_value(entry):
     params = {"w": jnp.arange(6.0).reshape(2, 3), "b": jnp.array([0.5, -1.0])}  # No scalar leaves.
     _, state = _run(tx, params, _grads(params, 2))
     mapped = optax.tree_utils.tree_map_params(tx, lambda p: 2 * p + 1, state)
-    # Params-shaped state (moments, accumulators) is mapped; scalars (counts, products) are not.
-    expected = jax.tree.map(lambda x: 2 * x + 1 if jnp.ndim(x) else x, state)
+    # Params-shaped state (moments, accumulators) is mapped; scalars (counts, products) and PRNG keys are not.
+    expected = jax.tree.map(lambda x: 2 * x + 1 if jnp.ndim(x) and jnp.issubdtype(x.dtype, jnp.inexact) else x, state)
     chex.assert_trees_all_close(mapped, expected, rtol=0, atol=0)
 
 
