@@ -253,6 +253,9 @@ class Stored:
         """Output ``i`` (0: the direction) in its output dtype, converted once."""
         if i in self._rounded and self._rounded[i][1] is result:
             return self._rounded[i][0]
+        for kept, seen in self._rounded.values():  # Momentum's direction is its stored velocity: no round trip.
+            if seen is result and kept.dtype == self._dtypes[i] and (i == 0 or self._key is None):
+                return kept
         return self._to(i, result)
 
 

@@ -184,22 +184,54 @@ def stochastic_round(x: Array, dtype: Any, key: Array, out_sharding: Any = None)
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 3))
 def _stochastic_round(x: Array, dtype: Any, key: Array, out_sharding: Any) -> Array:
     dtype = jnp.dtype(dtype)
-    nearest = x.astype(dtype)
     if x.dtype == jnp.float32 and dtype == jnp.bfloat16:
-        noise = jax.random.bits(key, x.shape, jnp.uint16, out_sharding=out_sharding).astype(jnp.uint32)
+        # All on x's bits, one expression: XLA fuses it into the loop that computes x, with no buffer of its own.
+        u32 = functools.partial(np.asarray, dtype=np.uint32)
         bits = lax.bitcast_convert_type(x, jnp.uint32)
-        truncated = lax.bitwise_and(bits + noise, jnp.uint32(0xFFFF0000))
-        rounded = lax.bitcast_convert_type(truncated, jnp.float32).astype(dtype)  # Exact: low bits are 0.
-        # NaN (whose payload could carry into inf) and values nearest rounds to infinity keep nearest's result.
-        return lax.select(jnp.isnan(x) | jnp.isinf(nearest), nearest, rounded)
+        noise = lax.shift_right_logical(_random_bits(key, x.shape, out_sharding), u32(16))
+        rounded = lax.bitwise_and(bits + noise, u32(0xFFFF0000))  # A carry rounds up, into the exponent too.
+        magnitude = lax.bitwise_and(bits, u32(0x7FFFFFFF))
+        sign = lax.bitwise_and(bits, u32(0x80000000))
+        # Beyond the largest bfloat16 plus half a unit, rounding to nearest gives infinity: so does this. A NaN
+        # stays a NaN (its payload could otherwise carry into, or truncate to, infinity's bits).
+        rounded = lax.select(magnitude >= u32(0x7F7F8000), lax.bitwise_or(sign, u32(0x7F800000)), rounded)
+        rounded = lax.select(magnitude > u32(0x7F800000), lax.bitwise_or(bits, u32(0x00400000)), rounded)
+        return lax.convert_element_type(lax.bitcast_convert_type(rounded, jnp.float32), dtype)  # Exact.
+    nearest = x.astype(dtype)
     back = nearest.astype(x.dtype)
     toward = jnp.where(back < x, jnp.asarray(jnp.inf, dtype), jnp.asarray(-jnp.inf, dtype))
     other = jnp.nextafter(nearest, toward)  # The neighbour on x's other side.
     gap = other.astype(x.dtype) - back
     exact = (back == x) | ~jnp.isfinite(back) | ~jnp.isfinite(gap)
     chance = (x - back) / jnp.where(exact, jnp.ones_like(gap), gap)  # In [0, 1/2]: nearest is the closer one.
-    draw = jax.random.uniform(key, x.shape, x.dtype, out_sharding=out_sharding)
+    # 24 random bits as a uniform draw in [0, 1).
+    draw = lax.shift_right_logical(_random_bits(key, x.shape, out_sharding), jnp.uint32(8)).astype(x.dtype) * 2.0**-24
     return jnp.where(~exact & (draw < chance), other, nearest)
+
+
+def _random_bits(key: Array, shape: tuple[int, ...], out_sharding: Any) -> Array:
+    """32 random bits per element: a hash of the element's flat index and ``key``.
+
+    Elementwise integer arithmetic that XLA fuses into the loop that rounds, so it needs no buffer of its
+    own (``jax.random.bits`` materialized 36 bytes per element of temporaries in a bfloat16 Adam step).
+    A 32-bit avalanche hash (Wellons' "lowbias32") of the index xor the hashed key words.
+    """
+    k0, k1 = (lax.convert_element_type(w, jnp.uint32) for w in jax.random.key_data(key))
+    index = jnp.zeros(shape, jnp.uint32)
+    stride = 1
+    for dim in reversed(range(len(shape))):
+        term = lax.broadcasted_iota(jnp.uint32, shape, dim, out_sharding=out_sharding) * jnp.uint32(stride)
+        index = term if dim == len(shape) - 1 else index + term
+        stride = (stride * shape[dim]) % 2**32
+    return _lowbias32(index ^ _lowbias32(k0 ^ _lowbias32(k1)))  # One vector round: the key words mix as scalars.
+
+
+def _lowbias32(x: Array) -> Array:
+    x = x ^ lax.shift_right_logical(x, jnp.uint32(16))
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ lax.shift_right_logical(x, jnp.uint32(15))
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ lax.shift_right_logical(x, jnp.uint32(16))
 
 
 @_stochastic_round.defjvp

@@ -94,7 +94,7 @@ def test_bfloat16_adam_moments_track_float64_with_stochastic_rounding():
             atx.adam(1e-3, **BF16_STATE, state_rounding="stochastic", rounding_seed=seed), grads
         )
         assert state[0].inner_state.mu.dtype == jnp.bfloat16 and state[0].inner_state.nu.dtype == jnp.bfloat16
-        # Measured: 0.03% and 0.02% off in the sum; each coordinate's own sum within 2.4% (its own noise).
+        # Measured: 0.011% and 0.017% off in the sum; each coordinate's own sum within 2.7% (its own noise).
         assert abs(total.sum() / oracle.sum() - 1) < 0.01
         assert np.median(np.abs(total / oracle - 1)) < 0.01
     # The control: rounding to nearest stalls the second moment after the drop (measured: 3.0% off).
@@ -149,10 +149,30 @@ def test_digits_mlp_with_bfloat16_state_reaches_the_float32_state_loss():
     reference = digits.train(atx.adam(1e-3), data, epochs=20).train_loss[-1]
     stochastic = digits.train(atx.adam(1e-3, **BF16_STATE, state_rounding="stochastic"), data, epochs=20)
     nearest = digits.train(atx.adam(1e-3, **BF16_STATE), data, epochs=20)
-    # Measured: 0.24% above the float32-state loss (seed 1: 0.08% below); to nearest, 4.4% above.
+    # Measured: 0.40% above the float32-state loss (seed 1: 0.76% above); to nearest, 4.1% above.
     assert abs(stochastic.train_loss[-1] / reference - 1) < 0.01
     assert nearest.train_loss[-1] / reference - 1 > 0.02
     assert stochastic.test_accuracy[-1] > 0.97
+
+
+def test_the_rounding_needs_no_buffer_of_its_own():
+    # The random bits are a hash of each element's index, fused into the loop that rounds: a compiled,
+    # donated bfloat16-state Adam step allocates no array-sized temporary (jax.random.bits took 36 bytes per
+    # parameter), as the one rounding to nearest does not.
+    n = 1 << 20
+
+    def temp_bytes(tx):
+        params = jax.ShapeDtypeStruct((n,), jnp.float32)
+
+        def step(params, state, grads):
+            updates, state = tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, jax.eval_shape(tx.init, params), params)
+        return compiled.compile().memory_analysis().temp_size_in_bytes
+
+    assert temp_bytes(atx.adam(1e-3, **BF16_STATE, state_rounding="stochastic")) < 4096
+    assert temp_bytes(atx.adam(1e-3, **BF16_STATE)) < 4096
 
 
 # ----------------------------------------------------------------------------------------------- the arguments
