@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick | --smoke] [--json OUT] [--gpu] [--device cpu|gpu] [--donation]``.
+"""``python -m benchmarks [--quick | --smoke] [--json OUT] [--gpu] [--device cpu|gpu] [--shapes A,B] [--donation]``.
 
 Default: the full CPU suite (one 16M leaf, a 181-leaf transformer-shaped tree, 2000 leaves of 1k; float32 and
 bfloat16 with 16-bit state), 15 interleaved repetitions. ``--quick``: the same trees, small, 3 repetitions.
@@ -15,6 +15,9 @@ import time
 
 # On a GPU, allocate as needed: the 1G-parameter steps, the floor and PyTorch's allocator share the device.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# PyTorch's OpenMP workers otherwise spin for a while after each of its steps, on the cores the next
+# (interleaved) JAX step needs: with them spinning, whichever step followed PyTorch's ran up to 1.35x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import jax  # noqa: E402
 
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "gpu"), help="where to run (default: gpu with --gpu, else cpu)")
     parser.add_argument("--reps", type=int, help="interleaved repetitions (default 15, --quick 5)")
     parser.add_argument("--optimizers", default=",".join(suite.OPTIMIZERS), help="comma-separated subset")
+    parser.add_argument("--compile-reps", type=int, default=1, help="trace/lower/compile each step N times (medians)")
+    parser.add_argument("--shapes", help="comma-separated subset of the preset's trees (e.g. 1x16M,transformer181)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
     parser.add_argument("--donation", action="store_true", help="only: RMSprop with and without donation")
     args = parser.parse_args(argv)
@@ -65,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         shapes = suite.SMOKE_SHAPES
     else:
         shapes = suite.QUICK_SHAPES if args.quick else suite.SHAPES
+    if args.shapes:
+        unknown = set(args.shapes.split(",")) - set(shapes)
+        if unknown:
+            print(
+                f"unknown --shapes {', '.join(sorted(unknown))}; this preset has {', '.join(shapes)}", file=sys.stderr
+            )
+            return 2
+        shapes = {name: leaves for name, leaves in shapes.items() if name in args.shapes.split(",")}
     reps = args.reps or (2 if args.smoke else 3 if args.quick else 15)
     optimizers = [name for name in args.optimizers.split(",") if name]
     torch = False if args.no_torch else None
@@ -77,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             torch = False
     print(f"device {device}, {reps} interleaved repetitions; medians")
     start = time.perf_counter()
-    rows = suite.run(shapes, optimizers=optimizers, reps=reps, device=device, torch=torch)
+    rows = suite.run(
+        shapes, optimizers=optimizers, reps=reps, device=device, torch=torch, compile_reps=args.compile_reps
+    )
     print()
     print(suite.format_table(rows))
     print(f"\n{len(rows)} rows in {time.perf_counter() - start:.1f} s")

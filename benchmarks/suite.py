@@ -1,6 +1,6 @@
 """The measurements behind ``python -m benchmarks``: step times, the memory floor, compile costs.
 
-Everything is measured in one process, and every repetition runs each implementation once, in a rotating
+Everything is measured in one process, and every repetition runs each implementation once, in a shuffled
 order (interleaved), so that a slow moment of a shared machine hits all of them alike; the tables report
 medians and ratios of medians. Compare the ratios of one run, not absolute times across runs.
 """
@@ -131,8 +131,12 @@ class JaxStep:
         self.args = [params, state, grads]
 
 
-def compile_step(name: str, fn: Callable, params: Any, state: Any, grads: Any) -> JaxStep:
-    jitted = jax.jit(fn, donate_argnums=(0, 1))
+def _compile(fn: Callable, params: Any, state: Any, grads: Any) -> tuple[Any, list[float]]:
+    """A jitted, donated ``fn`` compiled from scratch, and its trace, lower and compile seconds.
+
+    A fresh wrapper each call, so that nothing is served from JAX's tracing cache.
+    """
+    jitted = jax.jit(lambda *args: fn(*args), donate_argnums=(0, 1))
     t0 = time.perf_counter()
     traced = jitted.trace(params, state, grads)
     t1 = time.perf_counter()
@@ -140,7 +144,25 @@ def compile_step(name: str, fn: Callable, params: Any, state: Any, grads: Any) -
     t2 = time.perf_counter()
     compiled = lowered.compile()
     t3 = time.perf_counter()
-    return JaxStep(name, compiled, [params, state, grads], t1 - t0, t2 - t1, t3 - t2)
+    return compiled, [t1 - t0, t2 - t1, t3 - t2]
+
+
+def compile_step(name: str, fn: Callable, params: Any, state: Any, grads: Any) -> JaxStep:
+    compiled, (trace_s, lower_s, compile_s) = _compile(fn, params, state, grads)
+    return JaxStep(name, compiled, [params, state, grads], trace_s, lower_s, compile_s)
+
+
+def recompile_medians(steps: dict[str, "JaxStep"], fns: dict[str, Callable], reps: int) -> None:
+    """Trace, lower and compile each step ``reps - 1`` more times, interleaved; keep the medians."""
+    times = {key: [[s.trace_s, s.lower_s, s.compile_s]] for key, s in steps.items()}
+    for rep in range(reps - 1):
+        keys = list(steps)[rep % len(steps) :] + list(steps)[: rep % len(steps)]
+        for key in keys:
+            params, state, grads = steps[key].args
+            abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), (params, state, grads))
+            times[key].append(_compile(fns[key], *abstract)[1])
+    for key, step in steps.items():
+        step.trace_s, step.lower_s, step.compile_s = (float(t) for t in np.median(times[key], axis=0))
 
 
 def optimizer_step(tx: optax.GradientTransformation) -> Callable:
@@ -229,7 +251,15 @@ def _median_ms(times: list[float]) -> float:
 
 
 def bench_row(
-    name: str, dtype_name: str, shape_name: str, shapes: Sequence[Shape], *, reps: int, device: Any, torch: bool
+    name: str,
+    dtype_name: str,
+    shape_name: str,
+    shapes: Sequence[Shape],
+    *,
+    reps: int,
+    device: Any,
+    torch: bool,
+    compile_reps: int = 1,
 ) -> dict:
     """One optimizer x dtype x shape: every implementation, interleaved, and the static costs."""
     dtype = DTYPES[dtype_name]
@@ -247,6 +277,9 @@ def bench_row(
             if key == "adaptive_tx":
                 streams_dtypes = [str(stream[0].dtype) for stream in state_streams(state, params)]
             steps[key] = compile_step(key, optimizer_step(tx), params, state, grads)
+        if compile_reps > 1:
+            fns = {"adaptive_tx": optimizer_step(ours), "optax": optimizer_step(theirs)}
+            recompile_medians({k: steps[k] for k in fns}, fns, compile_reps)
         params, grads = _params(shapes, dtype, 1.0), _params(shapes, dtype, 0.01)
         streams = [[jnp.zeros(p.shape, d) for p in params] for d in streams_dtypes]
         steps["floor"] = compile_step("floor", floor_fn, params, streams, grads)
@@ -259,9 +292,11 @@ def bench_row(
     for step in steps.values():  # warm-up
         for _ in range(2):
             step.run()
-    for rep in range(reps):
-        k = rep % len(order)
-        for key in order[k:] + order[:k]:
+    # A new order every repetition (seeded): a rotation keeps each step's predecessor, and PyTorch's worker
+    # threads still spinning after its step slowed whichever step always came next.
+    rng = np.random.default_rng(0)
+    for _ in range(reps):
+        for key in rng.permutation(order):
             start = time.perf_counter()
             steps[key].run()
             steps[key].times.append(time.perf_counter() - start)
@@ -348,6 +383,7 @@ def run(
     device: Any = None,
     torch: bool | None = None,
     log: Callable[[str], None] = print,
+    compile_reps: int = 1,
 ) -> list[dict]:
     device = device or jax.devices()[0]
     torch = have_torch() if torch is None else torch
@@ -356,7 +392,17 @@ def run(
         for dtype_name in dtypes:
             for name in optimizers:
                 start = time.perf_counter()
-                row = bench_row(name, dtype_name, shape_name, leaf_shapes, reps=reps, device=device, torch=torch)
+                row = bench_row(
+                    name,
+                    dtype_name,
+                    shape_name,
+                    leaf_shapes,
+                    reps=reps,
+                    device=device,
+                    torch=torch,
+                    compile_reps=compile_reps,
+                )
+                row["compile_reps"] = compile_reps
                 row["wall_s"] = time.perf_counter() - start
                 rows.append(row)
                 log(

@@ -93,3 +93,20 @@ def test_suite_writes_every_row(tmp_path):
     assert step_table[4].startswith(f"| {OPTIMIZERS[0]} | {first['ratio']['adaptive_tx/optax']:.2f} |")
     fusions = first["array_fusions"]
     assert f"| {OPTIMIZERS[0]} | {fusions['adaptive_tx']} / {fusions['optax']} |" in tables[6]
+
+
+def test_gpu_preset_runs_on_the_cpu(tmp_path):
+    # The one-flag GPU comparison (--gpu: one leaf of 1G params; --quick: 1M), run here on the CPU: Adam
+    # against Optax and the floor, each row complete.
+    out = tmp_path / "gpu.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+    cmd = [sys.executable, "-m", "benchmarks", "--gpu", "--quick", "--device", "cpu", "--optimizers", "adam"]
+    cmd += ["--no-torch", "--reps", "2", "--json", str(out)]
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=600)
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["optimizer"], r["dtype"], r["shape"], r["params"]) for r in rows} == {
+        ("adam", d, "1x1M", 1024 * 1024) for d in DTYPES
+    }
+    for row in rows:
+        assert row["ratio"]["adaptive_tx/optax"] > 0 and row["ratio"]["adaptive_tx/floor"] > 0
+        assert row["array_fusions"]["adaptive_tx"] == row["array_fusions"]["optax"] == 3
