@@ -202,8 +202,10 @@ def map_leaves(
         dtype = compute_dtype(*dtypes)
         real = _real(dtype)
         g, layout = _to_state_layout(g, s)
-        leaf_key = None if key is None else jax.random.fold_in(key, index)
-        stored = Stored([wider(*dtypes), *(x.dtype for x in s)], leaf_key, _explicit_spec(s[0]) if s else None)
+        out_dtypes = [wider(*dtypes), *(x.dtype for x in s)]
+        # Stochastic rounding: this leaf's key, and random bits laid out like its state (Explicit mesh axes).
+        stochastic = () if key is None else (jax.random.fold_in(key, index), _explicit_spec(s[0]) if s else None)
+        stored = Stored(out_dtypes, *stochastic)
         results = step(real, _as(g, dtype), *(_as(x, dtype if jnp.iscomplexobj(x) else real) for x in s), stored=stored)
         for i, (out, result) in enumerate(zip(outputs, results, strict=True)):
             result = stored.kept(i, result)
