@@ -131,7 +131,7 @@ class JaxStep:
         self.args = [params, state, grads]
 
 
-def _compile(fn: Callable, params: Any, state: Any, grads: Any) -> tuple[Any, list[float]]:
+def compile_fresh(fn: Callable, params: Any, state: Any, grads: Any) -> tuple[Any, list[float]]:
     """A jitted, donated ``fn`` compiled from scratch, and its trace, lower and compile seconds.
 
     A fresh wrapper each call, so that nothing is served from JAX's tracing cache.
@@ -148,7 +148,7 @@ def _compile(fn: Callable, params: Any, state: Any, grads: Any) -> tuple[Any, li
 
 
 def compile_step(name: str, fn: Callable, params: Any, state: Any, grads: Any) -> JaxStep:
-    compiled, (trace_s, lower_s, compile_s) = _compile(fn, params, state, grads)
+    compiled, (trace_s, lower_s, compile_s) = compile_fresh(fn, params, state, grads)
     return JaxStep(name, compiled, [params, state, grads], trace_s, lower_s, compile_s)
 
 
@@ -160,7 +160,7 @@ def recompile_medians(steps: dict[str, "JaxStep"], fns: dict[str, Callable], rep
         for key in keys:
             params, state, grads = steps[key].args
             abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), (params, state, grads))
-            times[key].append(_compile(fns[key], *abstract)[1])
+            times[key].append(compile_fresh(fns[key], *abstract)[1])
     for key, step in steps.items():
         step.trace_s, step.lower_s, step.compile_s = (float(t) for t in np.median(times[key], axis=0))
 
