@@ -24,7 +24,9 @@ from adaptive_tx._nadam import scale_by_nadam as scale_by_nadam
 from adaptive_tx._packed import PackedState as PackedState
 from adaptive_tx._packed import packed as packed
 from adaptive_tx._rmsprop import ScaleByCenteredRmsState as ScaleByCenteredRmsState
+from adaptive_tx._rmsprop import ScaleByCenteredRmsWithCountState as ScaleByCenteredRmsWithCountState
 from adaptive_tx._rmsprop import ScaleByRmsState as ScaleByRmsState
+from adaptive_tx._rmsprop import ScaleByRmsWithCountState as ScaleByRmsWithCountState
 from adaptive_tx._rmsprop import rmsprop as rmsprop
 from adaptive_tx._rmsprop import scale_by_rms as scale_by_rms
 
@@ -38,10 +40,12 @@ __all__ = (
     "ScaleByAdamState",
     "ScaleByAmsgradState",
     "ScaleByCenteredRmsState",
+    "ScaleByCenteredRmsWithCountState",
     "ScaleByMomentumState",
     "ScaleByMomentumWithCountState",
     "ScaleByNadamState",
     "ScaleByRmsState",
+    "ScaleByRmsWithCountState",
     "StochasticRoundingState",
     "adadelta",
     "adagrad",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import optax
@@ -18,6 +18,13 @@ class ScaleByAdadeltaState(NamedTuple):
     e_x: optax.Updates  # dw_t: leaky average of squared steps |g'|^2; like e_g.
 
 
+class _Constants(NamedTuple):
+    """Adadelta's per-step constants, in the leaves' compute dtype."""
+
+    rho: ArrayLike  # rho, the forgetting rate of both averages.
+    eps: ArrayLike  # epsilon, inside both roots.
+
+
 def scale_by_adadelta(
     *,
     rho: ArrayLike = 0.9,
@@ -25,7 +32,7 @@ def scale_by_adadelta(
     initial_scale: ArrayLike = 0.0,
     initial_delta: ArrayLike = 0.0,
     accumulator_dtype: DTypeLike | None = None,
-    state_rounding: str = "nearest",
+    state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     """Adadelta's step ``g'_t`` before the learning rate and sign; see :func:`adadelta`.
@@ -37,10 +44,8 @@ def scale_by_adadelta(
       initial_delta: :math:`\\Delta w_0`, >= 0 (default ``0.0``); not 0 together with ``eps``.
       accumulator_dtype: dtype of ``e_g`` and ``e_x`` (default: float32 for 16-bit params, else the params'
         real dtype).
-      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
-        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
-        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
-      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
+      state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
+      rounding_seed: the seed of stochastic rounding (default ``0``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``e_g, e_x``).
@@ -69,14 +74,17 @@ def scale_by_adadelta(
         "e_x": _leafwise.Field(initial_delta, squared=True, dtype=accumulator_dtype),
     }
 
-    def step(dtype, g, e_g, e_x, *, stored):
-        rho_, eps_ = _leafwise.cast(dtype, rho, eps)
-        (e_g,) = stored(_math.leaky_average(e_g, _math.square(g), rho_))
-        # sqrt((dw + eps) / (s + eps)) takes one root where the equation takes two: same value, and XLA fuses
-        # it tighter. dw accumulates the step as returned (rounded to the params' dtype for 16-bit params):
-        # XLA then keeps one rounded step for both its readers instead of recomputing it from a copy of dw.
-        numerator, denominator = e_x + eps_, e_g + eps_
-        if _math.known_positive(eps_):  # Neither can be 0: no guard to trace and compile for every leaf.
+    def constants(dtype) -> _Constants:
+        return _Constants(*_leafwise.cast(dtype, rho, eps))
+
+    def step(c: _Constants, g, e_g, e_x, *, stored):
+        (e_g,) = stored(_math.leaky_average(e_g, _math.square(g), c.rho))  # s_t = rho s + (1 - rho) g^2.
+        # g'_t = sqrt(dw + eps) / sqrt(s_t + eps) g_t, as sqrt((dw + eps) / (s_t + eps)): one root where the
+        # equation takes two, the same value, and XLA fuses it tighter. dw accumulates the step as returned
+        # (rounded to the params' dtype for 16-bit params): XLA then keeps one rounded step for both its
+        # readers instead of recomputing it from a copy of dw.
+        numerator, denominator = e_x + c.eps, e_g + c.eps
+        if _math.known_positive(c.eps):  # Neither can be 0: no guard to trace and compile for every leaf.
             delta = stored.direction(_math.scaled(g, jnp.sqrt(numerator / denominator)))
         else:
             # s + eps is 0 only where every gradient so far was 0 (and eps is 0): 0/0, no step. And dw + eps
@@ -86,10 +94,12 @@ def scale_by_adadelta(
             ratio = numerator / jnp.where(still, jnp.ones_like(denominator), denominator)
             root = jnp.sqrt(jnp.where(still, jnp.ones_like(ratio), ratio))
             delta = stored.direction(jnp.where(still, jnp.zeros_like(g), _math.scaled(g, root)))
-        e_x = _math.leaky_average(e_x, _math.square(delta), rho_)
+        e_x = _math.leaky_average(e_x, _math.square(delta), c.rho)  # dw_t = rho dw + (1 - rho) g'^2.
         return delta, e_g, e_x
 
-    return _leafwise.transformation(ScaleByAdadeltaState, step, fields, rounding=state_rounding, seed=rounding_seed)
+    return _leafwise.transformation(
+        ScaleByAdadeltaState, fields, step, constants, rounding=state_rounding, seed=rounding_seed
+    )
 
 
 def adadelta(
@@ -100,8 +110,10 @@ def adadelta(
     initial_scale: ArrayLike = 0.0,
     initial_delta: ArrayLike = 0.0,
     accumulator_dtype: DTypeLike | None = None,
-    state_rounding: str = "nearest",
+    state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
+    weight_decay: optax.ScalarOrSchedule = 0.0,
+    weight_decay_mask: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adadelta, as the lecture writes it.
 
@@ -127,10 +139,12 @@ def adadelta(
         ``initial_delta`` cannot both be 0.
       accumulator_dtype: dtype of both averages (default: float32 for 16-bit params, else the params' real
         dtype).
-      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
-        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
-        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
-      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
+      state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
+      rounding_seed: the seed of stochastic rounding (default ``0``).
+      weight_decay: :math:`\lambda`, coupled L2 as ``optax.adadelta`` adds it: :math:`g_t + \lambda w_{t-1}`
+        enters the equation in place of :math:`g_t` (default ``0.0``: none).
+      weight_decay_mask: a pytree of bools like the params (or a function of the params that gives one):
+        where False, no decay (default ``None``: decay everywhere).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -160,4 +174,7 @@ def adadelta(
         state_rounding=state_rounding,
         rounding_seed=rounding_seed,
     )
+    _checks.check_learning_rate(weight_decay, "weight_decay")
+    if not (_checks.is_number(weight_decay) and weight_decay == 0):
+        block = optax.chain(optax.add_decayed_weights(weight_decay, weight_decay_mask), block)
     return _leafwise.descend(block, learning_rate)

@@ -16,14 +16,22 @@ class ScaleByAdagradState(NamedTuple):
     sum_of_squares: optax.Updates  # s_t: running sum of |g|^2; params' shape, real, accumulator_dtype or policy's.
 
 
+class _Constants(NamedTuple):
+    """AdaGrad's per-step constants, in the leaves' compute dtype."""
+
+    inside: ArrayLike  # epsilon under the root (the lecture's, Optax's), or 0.
+    outside: ArrayLike  # epsilon added to the root (PyTorch's), or 0.
+
+
 def scale_by_adagrad(
     *,
     eps: ArrayLike = 1e-8,
     initial_accumulator: ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     accumulator_dtype: DTypeLike | None = None,
-    state_rounding: str = "nearest",
+    state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
+    initial_accumulator_value: ArrayLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """AdaGrad's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`adagrad`.
 
@@ -33,10 +41,9 @@ def scale_by_adagrad(
       eps_in_sqrt: ``True`` divides by ``sqrt(s_t + eps)`` (the lecture, Optax); ``False`` by
         ``sqrt(s_t) + eps`` (PyTorch, Duchi et al.) (default ``True``).
       accumulator_dtype: dtype of ``s_t`` (default: float32 for 16-bit params, else the params' real dtype).
-      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
-        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
-        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
-      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
+      state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
+      rounding_seed: the seed of stochastic rounding (default ``0``).
+      initial_accumulator_value: Optax's name for ``initial_accumulator`` (``optax.scale_by_rss``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``sum_of_squares``).
@@ -53,20 +60,26 @@ def scale_by_adagrad(
       1.0000 -1.0000
       0.7071 -0.7071
     """
+    initial_accumulator = _checks.optax_name(
+        "initial_accumulator", initial_accumulator, 0.0, "initial_accumulator_value", initial_accumulator_value
+    )
     _checks.check_non_negative("eps", eps)
     _checks.check_non_negative("initial_accumulator", initial_accumulator)
     _checks.check_bool("eps_in_sqrt", eps_in_sqrt)
     _checks.check_dtype("accumulator_dtype", accumulator_dtype)
     fields = {"sum_of_squares": _leafwise.Field(initial_accumulator, squared=True, dtype=accumulator_dtype)}
 
-    placement = "inside" if eps_in_sqrt else "outside"  # eps under the root, or added to it.
-
-    def step(dtype, g, s, *, stored):
+    def constants(dtype) -> _Constants:
         (eps_,) = _leafwise.cast(dtype, eps)
-        (s,) = stored(_math.running_sum(s, _math.square(g)))
-        return _math.over_root(g, s, **{placement: eps_}), s
+        return _Constants(inside=eps_, outside=0) if eps_in_sqrt else _Constants(inside=0, outside=eps_)
 
-    return _leafwise.transformation(ScaleByAdagradState, step, fields, rounding=state_rounding, seed=rounding_seed)
+    def step(c: _Constants, g, s, *, stored):
+        (s,) = stored(_math.running_sum(s, _math.square(g)))  # s_t = s_{t-1} + g_t^2.
+        return _math.over_root(g, s, inside=c.inside, outside=c.outside), s  # g_t / sqrt(s_t + eps).
+
+    return _leafwise.transformation(
+        ScaleByAdagradState, fields, step, constants, rounding=state_rounding, seed=rounding_seed
+    )
 
 
 def adagrad(
@@ -76,8 +89,9 @@ def adagrad(
     initial_accumulator: ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     accumulator_dtype: DTypeLike | None = None,
-    state_rounding: str = "nearest",
+    state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
+    initial_accumulator_value: ArrayLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""AdaGrad, as the lecture writes it.
 
@@ -97,10 +111,9 @@ def adagrad(
       eps_in_sqrt: ``False`` puts :math:`\epsilon` outside the root, as PyTorch does (default ``True``).
       accumulator_dtype: dtype of :math:`s_t` (default: float32 for 16-bit params, else the params' real
         dtype).
-      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
-        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
-        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
-      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
+      state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
+      rounding_seed: the seed of stochastic rounding (default ``0``).
+      initial_accumulator_value: Optax's name for ``initial_accumulator`` (``optax.adagrad``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -130,5 +143,6 @@ def adagrad(
         accumulator_dtype=accumulator_dtype,
         state_rounding=state_rounding,
         rounding_seed=rounding_seed,
+        initial_accumulator_value=initial_accumulator_value,
     )
     return _leafwise.descend(block, learning_rate)

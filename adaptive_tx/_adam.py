@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +29,19 @@ class ScaleByAmsgradState(NamedTuple):
     nu_max: optax.Updates  # running maximum of s_t ("raw") or of s^_t ("corrected"); like nu.
 
 
-AMSGRAD_MODES = (None, "raw", "corrected")
+AmsgradMode = Literal["raw", "corrected"]  # Which running maximum AMSGrad divides by.
+
+
+class _Constants(NamedTuple):
+    """Adam's per-step constants, in the leaves' compute dtype: computed once per step, not per leaf."""
+
+    b1: jax.Array  # beta_1.
+    b2: jax.Array  # beta_2.
+    eps: jax.Array  # epsilon, outside the root (eps_hat: epsilon-hat / sqrt(1 - beta_2^t)).
+    eps_root: jax.Array  # epsilon_root, inside the root.
+    correction1: jax.Array  # 1 - beta_1^t.
+    correction2: jax.Array  # 1 - beta_2^t.
+    ahead: jax.Array  # 1 - beta_1^(t+1): the Nesterov look-ahead's correction (unused without it).
 
 
 def scale_by_adam(
@@ -42,10 +54,10 @@ def scale_by_adam(
     initial_nu: ArrayLike = 0.0,
     nesterov: bool = False,
     eps_hat: bool = False,
-    amsgrad: str | None = None,
+    amsgrad: AmsgradMode | None = None,
     mu_dtype: DTypeLike | None = None,
     nu_dtype: DTypeLike | None = None,
-    state_rounding: str = "nearest",
+    state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     """Adam's direction ``v^_t / (sqrt(s^_t + eps_root) + eps)``, without learning rate or sign; see :func:`adam`.
@@ -67,10 +79,8 @@ def scale_by_adam(
       mu_dtype: dtype of ``mu`` (default: the params').
       nu_dtype: dtype of ``nu`` and ``nu_max`` (default: float32 for 16-bit params, else the params' real
         dtype).
-      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
-        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
-        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
-      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
+      state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
+      rounding_seed: the seed of stochastic rounding (default ``0``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``count, mu, nu``).
@@ -94,72 +104,48 @@ def scale_by_adam(
     _checks.check_bool("eps_hat", eps_hat)
     _checks.check_dtype("mu_dtype", mu_dtype)
     _checks.check_dtype("nu_dtype", nu_dtype)
-    if amsgrad not in AMSGRAD_MODES:
-        raise ValueError(f"amsgrad must be one of {AMSGRAD_MODES}, got {amsgrad!r}.")
+    _checks.check_choice("amsgrad", amsgrad, AmsgradMode | None)
     fields = {
         "mu": _leafwise.Field(initial_mu, dtype=mu_dtype),
         "nu": _leafwise.Field(initial_nu, squared=True, dtype=nu_dtype),
     }
+    if amsgrad is not None:
+        fields["nu_max"] = fields["nu"]
 
-    def constants(dtype, count):
-        """Hyperparameters in the leaves' dtype and the bias-correction factors: once per step, not per leaf."""
+    def constants(dtype, count) -> _Constants:
         b1_, b2_, eps_, eps_root_ = _leafwise.cast(dtype, b1, b2, eps, eps_root)
-        per_step = {"b1": b1_, "b2": b2_, "eps_root": eps_root_}
-        per_step["correction1"] = _math.bias_correction_factor(b1_, count, dtype)
-        per_step["correction2"] = correction2 = _math.bias_correction_factor(b2_, count, dtype)
-        # The velocity one step ahead (nesterov) is corrected for step t + 1.
-        per_step["ahead"] = _math.bias_correction_factor(b1_, _leafwise.next_count(count), dtype) if nesterov else None
-        # eps-hat / sqrt(1 - b2^t): the same step as Keras's, in the corrected variables.
-        per_step["eps"] = eps_ / jnp.sqrt(correction2) if eps_hat else eps_
-        return per_step
-
-    def moments(g, mu, nu, stored, nu_max, *, b1, b2, correction1, correction2, ahead, **_):
-        """The new moments as stored, and the corrected first moment."""
-        mu = _math.leaky_average(mu, g, b1)  # Momentum's velocity.
-        nu = _math.leaky_average(nu, _math.square(g), b2)  # RMSprop's mean square.
-        if nu_max is None:
-            mu, nu = stored(mu, nu)
-        elif amsgrad == "raw":
-            mu, nu, nu_max = stored(mu, nu, jnp.maximum(nu_max, nu))
-        else:
-            mu, nu, nu_max = stored(mu, nu, jnp.maximum(nu_max, nu / correction2))
-        mu_hat = _math.unbias(mu, correction1)
-        if nesterov:  # The velocity one step ahead, on the same gradient.
-            mu_hat = _math.unbias(_math.scaled(mu, b1), ahead) + _math.unbias(_math.scaled(g, 1 - b1), correction1)
-        return mu, nu, nu_max, mu_hat
-
-    def direction(mu_hat, nu_hat, *, eps, eps_root, **_):
-        return _math.over_root(mu_hat, nu_hat, inside=eps_root, outside=eps)
-
-    def step(dtype, g, mu, nu, *, stored, **per_step):
-        mu, nu, _, mu_hat = moments(g, mu, nu, stored, None, **per_step)
-        return direction(mu_hat, nu / per_step["correction2"], **per_step), mu, nu
-
-    def amsgrad_step(dtype, g, mu, nu, nu_max, *, stored, **per_step):
-        mu, nu, nu_max, mu_hat = moments(g, mu, nu, stored, nu_max, **per_step)
-        nu_hat = nu_max / per_step["correction2"] if amsgrad == "raw" else nu_max
-        return direction(mu_hat, nu_hat, **per_step), mu, nu, nu_max
-
-    if amsgrad is None:
-        return _leafwise.transformation(
-            ScaleByAdamState,
-            step,
-            fields,
-            counted=True,
-            constants=constants,
-            rounding=state_rounding,
-            seed=rounding_seed,
+        correction2 = _math.bias_correction_factor(b2_, count, dtype)
+        return _Constants(
+            b1=b1_,
+            b2=b2_,
+            eps=eps_ / jnp.sqrt(correction2) if eps_hat else eps_,  # Keras's step, in the corrected variables.
+            eps_root=eps_root_,
+            correction1=_math.bias_correction_factor(b1_, count, dtype),
+            correction2=correction2,
+            ahead=_math.bias_correction_factor(b1_, _leafwise.next_count(count), dtype),
         )
-    fields["nu_max"] = fields["nu"]
-    return _leafwise.transformation(
-        ScaleByAmsgradState,
-        amsgrad_step,
-        fields,
-        counted=True,
-        constants=constants,
-        rounding=state_rounding,
-        seed=rounding_seed,
-    )
+
+    def step(c: _Constants, g, mu, nu, nu_max=None, *, stored):
+        mu = _math.leaky_average(mu, g, c.b1)  # v_t: Momentum's velocity.
+        nu = _math.leaky_average(nu, _math.square(g), c.b2)  # s_t: RMSprop's mean square.
+        if amsgrad is None:
+            mu, nu = stored(mu, nu)
+        else:  # AMSGrad's running maximum, of s_t ("raw") or of s^_t ("corrected").
+            largest = nu if amsgrad == "raw" else _math.unbias(nu, c.correction2)
+            mu, nu, nu_max = stored(mu, nu, jnp.maximum(nu_max, largest))
+        mu_hat = _math.unbias(mu, c.correction1)  # v^_t.
+        if nesterov:  # The velocity one step ahead, on the same gradient.
+            ahead = _math.unbias(_math.scaled(mu, c.b1), c.ahead)
+            mu_hat = ahead + _math.unbias(_math.scaled(g, 1 - c.b1), c.correction1)
+        if amsgrad == "corrected":
+            nu_hat = nu_max
+        else:
+            nu_hat = _math.unbias(nu if amsgrad is None else nu_max, c.correction2)  # s^_t.
+        direction = _math.over_root(mu_hat, nu_hat, inside=c.eps_root, outside=c.eps)  # v^_t / (sqrt(s^_t) + eps).
+        return (direction, mu, nu) if amsgrad is None else (direction, mu, nu, nu_max)
+
+    state_type = ScaleByAdamState if amsgrad is None else ScaleByAmsgradState
+    return _leafwise.transformation(state_type, fields, step, constants, rounding=state_rounding, seed=rounding_seed)
 
 
 def adam(
@@ -173,10 +159,10 @@ def adam(
     initial_nu: ArrayLike = 0.0,
     nesterov: bool = False,
     eps_hat: bool = False,
-    amsgrad: str | None = None,
+    amsgrad: AmsgradMode | None = None,
     mu_dtype: DTypeLike | None = None,
     nu_dtype: DTypeLike | None = None,
-    state_rounding: str = "nearest",
+    state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Adam, as the lecture (and the paper's Algorithm 1) writes it.
@@ -207,10 +193,8 @@ def adam(
         ``None``).
       mu_dtype: dtype of the first moment (default: the params').
       nu_dtype: dtype of the second moment (default: float32 for 16-bit params, else the params' real dtype).
-      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
-        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
-        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
-      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
+      state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
+      rounding_seed: the seed of stochastic rounding (default ``0``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.

@@ -55,9 +55,12 @@ def bias_correction(decay: ArrayLike) -> optax.GradientTransformationExtraArgs:
     """
     _checks.check_decay("decay", decay)
 
-    def step(dtype, u, *, stored, count):
-        del stored  # No state to round.
+    def constants(dtype, count):
         (decay_,) = _leafwise.cast(dtype, decay)
-        return (_math.unbias(u, _math.bias_correction_factor(decay_, count, dtype)),)
+        return _math.bias_correction_factor(decay_, count, dtype)  # 1 - beta^t, once per step.
 
-    return _leafwise.transformation(BiasCorrectionState, step, {}, counted=True)
+    def step(correction, u, *, stored):
+        del stored  # No state to round.
+        return (_math.unbias(u, correction),)
+
+    return _leafwise.transformation(BiasCorrectionState, {}, step, constants)

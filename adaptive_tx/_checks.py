@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -42,27 +42,46 @@ def check_bool(name: str, value: Any) -> None:
 
 
 def check_dtype(name: str, dtype: Any) -> None:
-    """A state dtype must be None (the params' dtype) or a floating-point dtype."""
+    """A state dtype must be None (the policy's) or an inexact dtype: real or complex floating point."""
     if dtype is None:
         return
     try:
-        ok = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+        ok = jnp.issubdtype(jnp.dtype(dtype), jnp.inexact)
     except TypeError:
         ok = False
     if not ok:
-        raise TypeError(f"{name} must be None or a floating-point dtype, got {dtype!r}.")
+        raise TypeError(f"{name} must be None or a floating-point dtype (real or complex), got {dtype!r}.")
 
 
-STATE_ROUNDINGS = ("nearest", "stochastic")
+def check_choice(name: str, value: Any, choices: Any) -> None:
+    """A string option must be one of its ``Literal[...]`` type's values (``None`` where the type allows it)."""
+    allowed = tuple(None if c is type(None) else c for c in get_args(choices))
+    allowed = tuple(a for arg in allowed for a in (get_args(arg) or (arg,)))  # Literal[...] | None.
+    if value not in allowed or isinstance(value, bool):
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
+
+
+StateRounding = Literal["nearest", "stochastic"]
 
 
 def check_state_rounding(rounding: Any, seed: Any) -> None:
     """``state_rounding`` must name a mode; the seed of stochastic rounding must be an integer."""
-    if rounding not in STATE_ROUNDINGS:
-        raise ValueError(f"state_rounding must be one of {STATE_ROUNDINGS}, got {rounding!r}.")
+    check_choice("state_rounding", rounding, StateRounding)
     integer = isinstance(seed, numbers.Integral) and not isinstance(seed, bool | np.bool_)
     if not integer and not (isinstance(seed, jax.Array | np.ndarray) and jnp.issubdtype(seed.dtype, jnp.integer)):
         raise TypeError(f"rounding_seed must be an integer, got {_describe(seed)}.")
+
+
+def optax_name(name: str, value: Any, default: Any, optax: str, optax_value: Any) -> Any:
+    """One argument under two names, ours and Optax's (``initial_accumulator_value``): the one given.
+
+    Optax's name is accepted so that code written for Optax runs unchanged; giving both is an error.
+    """
+    if optax_value is None:
+        return value
+    if not (is_number(value) and value == default):
+        raise TypeError(f"{name} and {optax} are one argument under two names (ours and Optax's): pass one of them.")
+    return optax_value
 
 
 def check_decay(name: str, value: Any) -> None:

@@ -5,14 +5,17 @@ The precision policy of the whole library lives here:
 - **Math** runs in float32 or wider: float64 if any input is float64, complex64/complex128 for complex
   leaves. float16 and bfloat16 leaves are upcast, so ``eps = 1e-8`` (0 in float16) and ``1 - 0.999**t``
   (0 in bfloat16) keep their meaning.
-- **The direction** comes back in the wider of the gradient's and the state's dtype: float32 params (and
-  state) with float16 gradients give float32 updates, so the learning rate is applied in float32 and a
-  step of ``2e-8`` is not rounded away. ``optax.apply_updates`` rounds once, into the params' dtype.
+- **The direction** comes back in Optax's dtype convention (:func:`updates_dtype`): the wider of the
+  gradient's and the params' dtype. bfloat16 params give bfloat16 updates though the math and the squared
+  accumulator are float32; float32 params with float16 gradients give float32 updates, so the learning rate
+  is applied in float32 and a step of ``2e-8`` is not rounded away.
 - **Squared accumulators** (sums and averages of ``|g|^2``) are real, and float32 when the params are
   16-bit: in float16 AdaGrad's sum overflows after a few hundred steps of ``g = 10``; in bfloat16 a decay of
-  0.999 rounds ``0.999 * s`` back to ``s``. An explicit dtype argument (``nu_dtype=jnp.bfloat16``) wins.
+  0.999 rounds ``0.999 * s`` back to ``s``. An explicit dtype argument (``nu_dtype=jnp.bfloat16``) wins; a
+  complex one names the precision (``complex64``: float32).
 - **First moments** (averages of ``g``) keep the params' dtype, complex for complex params, unless a dtype
-  argument says otherwise.
+  argument says otherwise (a real one for complex params is refused: it would drop the imaginary part).
+- **Params** must be floating point: an integer or boolean leaf is refused at ``init``, naming it.
 
 Placement: every params-shaped state leaf is created with its parameter's sharding (eagerly, on
 ``jax.ShapeDtypeStruct``s that carry a sharding, and under ``jax.jit`` with Explicit or Auto mesh axes);
@@ -22,6 +25,7 @@ scalar state (step counts) is replicated on the params' mesh.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -81,24 +85,39 @@ class Field:
     Attributes:
       initial: the value every leaf starts at.
       squared: True for accumulators of ``|g|^2`` (real; float32 for 16-bit params unless ``dtype``).
-      dtype: an explicit dtype from the user; None for the policy's.
+      dtype: an explicit dtype from the user (any inexact dtype, complex included); None for the policy's.
     """
 
     initial: Any
     squared: bool = False
     dtype: Any = None
 
-    def dtype_for(self, param_dtype: np.dtype) -> np.dtype:
-        """This field's dtype for a parameter of ``param_dtype``."""
-        if self.dtype is not None:
-            chosen = canonical_dtype(self.dtype)
-            if not self.squared and jnp.issubdtype(param_dtype, jnp.complexfloating):
-                return _complex(wider(chosen))  # A first moment of complex params must hold complex values.
-            return chosen
+    def dtype_for(self, param_dtype: np.dtype, path: str) -> np.dtype:
+        """This field's dtype for the parameter at ``path``, of ``param_dtype``.
+
+        A squared accumulator is real by design: an explicit complex dtype names its precision
+        (``complex64`` stores float32). An explicit dtype of a first moment wins, except that a real one
+        for a complex parameter is refused: it would drop the moment's imaginary part.
+        """
+        if self.dtype is None:
+            if self.squared:
+                real = _real(param_dtype)
+                return jnp.dtype(jnp.float32) if real in _LOW_PRECISION else real
+            return param_dtype
+        chosen = canonical_dtype(self.dtype)
         if self.squared:
-            real = _real(param_dtype)
-            return jnp.dtype(jnp.float32) if real in _LOW_PRECISION else real
-        return param_dtype
+            return _real(chosen)
+        if jnp.issubdtype(param_dtype, jnp.complexfloating) and not jnp.issubdtype(chosen, jnp.complexfloating):
+            raise TypeError(
+                f"params leaf {path} is complex ({param_dtype}), but the state dtype {chosen} is real: a real first "
+                "moment would drop the imaginary part of the gradients. Pass a complex dtype (complex64) or None."
+            )
+        return chosen
+
+    @property
+    def widens_updates(self) -> bool:
+        """Whether this field's dtype takes part in the updates' dtype: all but the policy's float32 sums."""
+        return not (self.squared and self.dtype is None)
 
 
 # --------------------------------------------------------------------------- placement
@@ -148,18 +167,18 @@ def next_count(count: Array) -> Array:
     return optax.safe_increment(count)
 
 
-def init_fields(params: ArrayTree, fields: Mapping[str, Field]) -> dict[str, ArrayTree]:
+def init_fields(params: ArrayTree, fields: Mapping[str, Field]) -> list[ArrayTree]:
     """Each field as a tree shaped and placed like ``params``, in the dtype the policy picks.
 
     Goes through ``jax.tree.map`` over ``params`` and reads only ``shape``, ``dtype`` and ``sharding``, so it
     works on ``jax.ShapeDtypeStruct``, under ``jax.jit`` and with ``optax.tree_utils.tree_map_params``.
     """
 
-    def leaf(field: Field, p: Any) -> Array:
+    def leaf(field: Field, path: Any, p: Any) -> Array:
         p = _as_param(p)
-        return _filled(p, field.initial, field.dtype_for(canonical_dtype(p.dtype)))
+        return _filled(p, field.initial, field.dtype_for(canonical_dtype(p.dtype), _path(path)))
 
-    return {name: jax.tree.map(lambda p, f=field: leaf(f, p), params) for name, field in fields.items()}
+    return [jax.tree_util.tree_map_with_path(functools.partial(leaf, field), params) for field in fields.values()]
 
 
 # --------------------------------------------------------------------------- the lifting
@@ -168,49 +187,78 @@ def init_fields(params: ArrayTree, fields: Mapping[str, Field]) -> dict[str, Arr
 def map_leaves(
     step: Callable[..., tuple[Array, ...]],
     updates: ArrayTree,
-    *states: ArrayTree,
-    squared: Sequence[bool] = (),
+    states: Sequence[ArrayTree],
+    fields: Sequence[Field],
+    params: ArrayTree | None = None,
     key: Array | None = None,
 ) -> tuple[ArrayTree, ...]:
-    """Apply ``step(dtype, g, *s, stored) -> (direction, *new_s)`` leaf by leaf over pytrees, with the policy above.
+    """Apply ``step(dtype, g, *s, stored=) -> (direction, *new_s)`` leaf by leaf, with the policy above.
 
-    Every input leaf arrives cast to :func:`compute_dtype`, which ``step`` receives as its first argument
-    to cast hyperparameters with (its real part, for complex leaves). The direction comes back in the
-    :func:`wider` of the gradient's and the state's dtypes, each new state leaf in the dtype of the old one,
-    so state dtypes never drift. ``squared[i]`` marks ``states[i]`` as real by design (sums of ``|g|^2``);
-    the others must be complex for a complex gradient. Returns ``(directions, *new_states)``.
-
-    ``stored`` (a :class:`Stored`) rounds values as they will be kept: a step computes its direction from
-    the new state as stored, and whatever reads its direction from the direction as returned. With a typed
-    PRNG ``key``, state rounded to a narrower dtype is rounded stochastically (leaf ``i`` uses
-    ``fold_in(key, i)``); without one, to nearest.
+    ``states[i]`` is the tree of ``fields[i]``. Every input leaf arrives cast to :func:`compute_dtype`, whose
+    real part ``step`` receives first, to cast hyperparameters with. The direction comes back in
+    :func:`updates_dtype`, each new state leaf in the dtype of the old one, so state dtypes never drift.
+    ``stored`` (a :class:`Stored`) rounds values as they will be kept. With a typed PRNG ``key``, state
+    rounded to a narrower dtype is rounded stochastically (leaf ``i`` uses ``fold_in(key, i)``); without one,
+    to nearest. Returns ``(directions, *new_states)``.
     """
     check_gradients(updates, *states)
     paths_and_leaves, treedef_ = jax.tree_util.tree_flatten_with_path(updates)
     treedef: Any = treedef_  # jaxlib's PyTreeDef stubs lack flatten_up_to.
     state_leaves = [treedef.flatten_up_to(s) for s in states]
-    real_ok = tuple(squared) + (False,) * (len(states) - len(squared))
+    param_leaves = [None] * treedef.num_leaves if params is None else _params_like(treedef, params)
     outputs: list[list[Array]] = [[] for _ in range(1 + len(states))]
-    for index, ((path, g), *s) in enumerate(zip(paths_and_leaves, *state_leaves, strict=True)):
+    for index, ((path, g), p, *s) in enumerate(zip(paths_and_leaves, param_leaves, *state_leaves, strict=True)):
         g = jnp.asarray(g)
-        if jnp.iscomplexobj(g) and any(not ok and not jnp.iscomplexobj(x) for ok, x in zip(real_ok, s, strict=True)):
+        if jnp.iscomplexobj(g) and any(
+            not f.squared and not jnp.iscomplexobj(x) for f, x in zip(fields, s, strict=True)
+        ):
             raise TypeError(
                 f"gradient leaf {_path(path)} is complex ({g.dtype}), but the optimizer state was built for real "
                 "params: init the optimizer with the complex params."
             )
-        dtypes = [g.dtype, *(x.dtype for x in s)]
-        dtype = compute_dtype(*dtypes)
-        real = _real(dtype)
+        dtype = compute_dtype(g.dtype, *(x.dtype for x in s))
         g, layout = _to_state_layout(g, s)
-        out_dtypes = [wider(*dtypes), *(x.dtype for x in s)]
+        param_dtype = None if p is None else canonical_dtype(_as_param(p).dtype)
+        out_dtypes = [
+            updates_dtype(g.dtype, param_dtype, [x.dtype for f, x in zip(fields, s, strict=True) if f.widens_updates])
+        ]
+        out_dtypes += [x.dtype for x in s]
         # Stochastic rounding: this leaf's key, and random bits laid out like its state (Explicit mesh axes).
         stochastic = () if key is None else (jax.random.fold_in(key, index), _explicit_spec(s[0]) if s else None)
         stored = Stored(out_dtypes, *stochastic)
-        results = step(real, _as(g, dtype), *(_as(x, dtype if jnp.iscomplexobj(x) else real) for x in s), stored=stored)
+        inputs = (_as(x, dtype if jnp.iscomplexobj(x) else _real(dtype)) for x in s)
+        results = step(_real(dtype), _as(g, dtype), *inputs, stored=stored)
         for i, (out, result) in enumerate(zip(outputs, results, strict=True)):
             result = stored.kept(i, result)
             out.append(jax.sharding.reshard(result, layout) if i == 0 and layout is not None else result)
     return tuple(treedef.unflatten(out) for out in outputs)
+
+
+def updates_dtype(grad_dtype: Any, param_dtype: Any, state_dtypes: Sequence[Any]) -> np.dtype:
+    """The dtype of a leaf's updates: Optax's convention, the wider of the gradient's and the param's.
+
+    bfloat16 params with bfloat16 gradients give bfloat16 updates, though the math and the squared
+    accumulator are float32 inside; float32 params with float16 gradients give float32 updates, so a tiny
+    learning rate is applied in float32 and not rounded away. ``state_dtypes`` are the dtypes of the state
+    fields that take part (:attr:`Field.widens_updates`): the first moments, which have the params' dtype
+    unless a dtype argument says otherwise, and every explicit dtype. They stand in for the param when
+    ``update`` is called without params (``param_dtype=None``), and an explicit wider state dtype
+    (``mu_dtype=jnp.float32``) widens the updates, as in Optax. Real gradients of real params give real
+    updates, whatever the state.
+    """
+    inputs = [grad_dtype] + ([] if param_dtype is None else [param_dtype])
+    widest = wider(*inputs, *state_dtypes)
+    return widest if any(jnp.issubdtype(d, jnp.complexfloating) for d in inputs) else _real(widest)
+
+
+def _params_like(treedef: Any, params: ArrayTree) -> list[Any]:
+    """The params' leaves in the gradients' tree, or an error that says how the two trees differ."""
+    try:
+        return treedef.flatten_up_to(params)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"the params passed to update do not match the gradients' tree ({treedef}): {error}"
+        ) from error
 
 
 class Stored:
@@ -234,6 +282,8 @@ class Stored:
 
     def _to(self, i: int, value: Array) -> Array:
         dtype = jnp.dtype(self._dtypes[i])
+        if jnp.iscomplexobj(value) and not jnp.issubdtype(dtype, jnp.complexfloating):
+            value = lax.real(value)  # Real gradients of real params: the imaginary part is exactly 0.
         narrower = jnp.finfo(dtype).bits < jnp.finfo(value.dtype).bits
         if i == 0 or self._key is None or not narrower or jnp.iscomplexobj(value):
             return _as(value, dtype)
@@ -290,35 +340,53 @@ def _to_state_layout(g: Array, state: Sequence[Array]) -> tuple[Array, Partition
 
 
 class StochasticRoundingState(NamedTuple):
-    """State of a block with ``state_rounding="stochastic"``: the block's usual state and a PRNG key."""
+    """State of a block with ``state_rounding="stochastic"``: the block's usual state and a PRNG key.
+
+    ``state_rounding`` says how every block and optimizer with state rounds its new state values to a
+    16-bit state dtype (the ``*_dtype`` arguments). ``"nearest"`` (the default) rounds to nearest.
+    ``"stochastic"`` rounds up or down at random, unbiased, so that small changes such as ``0.999 * s``
+    survive on average (a bfloat16 second moment then decays as a float32 one does); the state is then this
+    NamedTuple, the usual state beside a PRNG key made from ``rounding_seed`` (default 0) and split once per
+    step: one seed, one trajectory, and the key checkpoints like any other state.
+    """
 
     inner_state: Any  # The block's state (e.g. ScaleByAdamState), its fields in their 16-bit dtypes.
     key: Array  # uint32 key data (jax.random.key_data) of the next step's key; split once per step.
 
 
+@dataclasses.dataclass(frozen=True)
+class Scalar:
+    """A float scalar of state beside the count (NAdam's running product), advanced once per step.
+
+    Attributes:
+      initial: its value at t = 0.
+      advance: ``(t, previous) -> new``, with ``t >= 1`` the step being taken.
+    """
+
+    initial: float
+    advance: Callable[[Array, Array], Array]
+
+
 def transformation(
     state_type: Callable[..., tuple],
-    step: Callable[..., tuple[Array, ...]],
     fields: Mapping[str, Field],
+    step: Callable[..., tuple[Array, ...]],
+    constants: Callable[..., Any],
     *,
-    counted: bool = False,
-    scalars: Mapping[str, float] | None = None,
-    schedule: Callable[..., tuple[dict[str, Array], dict[str, Array]]] | None = None,
-    constants: Callable[..., dict[str, Any]] | None = None,
-    rounding: str = "nearest",
+    scalars: Mapping[str, Scalar] | None = None,
+    rounding: _checks.StateRounding = "nearest",
     seed: Any = 0,
 ) -> optax.GradientTransformationExtraArgs:
     """An algorithm's block: its state is a step count, scalars, and params-shaped ``fields``.
 
-    ``state_type`` is a NamedTuple whose fields are, in order: ``count`` (t, int32, saturating) if
-    ``counted``, the names of ``scalars`` (float scalars, with their initial values), then the names of
-    ``fields``. ``update`` applies ``step(dtype, g, *fields, stored, **per_step) -> (direction, *new_fields)``
-    leaf by leaf through :func:`map_leaves` (``stored`` rounds new fields as the state keeps them). A counted
-    step receives ``count=t`` (t >= 1); ``schedule(count, **scalars) -> (new_scalars, per_step)`` does
-    per-step scalar work once for all leaves. ``constants(dtype, **per_step) -> dict`` does the scalar work
-    that needs the leaves' compute dtype (hyperparameters cast to it, bias-correction factors) once per
-    dtype and step; ``step`` then receives its result instead of ``per_step``. Work done per leaf is work
-    traced and compiled once per leaf: hundreds of times on a transformer's tree.
+    The typed step protocol: ``state_type`` is a NamedTuple whose fields are, in order, ``count`` (t,
+    int32, saturating) if the algorithm counts steps, the names of ``scalars``, then the names of
+    ``fields``. Once per step and compute dtype, ``constants(dtype, *clock)`` turns the hyperparameters
+    into the algorithm's NamedTuple of per-step constants (cast hyperparameters, bias corrections), where
+    ``clock`` is the new count (if counted) and the new scalars. Then, leaf by leaf through
+    :func:`map_leaves`, ``step(constants, g, *fields, stored=) -> (direction, *new_fields)``: the equation
+    on one array, ``stored`` rounding new fields as the state keeps them. Work done per leaf is work traced
+    and compiled once per leaf: hundreds of times on a transformer's tree, hence the per-step constants.
 
     ``rounding="stochastic"`` rounds the fields stochastically where they are narrower than the math
     (:func:`adaptive_tx._math.stochastic_round`); the state is then :class:`StochasticRoundingState`, the
@@ -326,11 +394,14 @@ def transformation(
     """
     _checks.check_state_rounding(rounding, seed)
     scalars = dict(scalars or {})
+    counted = "count" in getattr(state_type, "_fields", ())
+    expected = (("count",) if counted else ()) + tuple(scalars) + tuple(fields)
+    assert getattr(state_type, "_fields", None) == expected, (state_type, expected)  # The protocol's order.
 
     def init_fn(params):
-        head = {"count": init_count(params)} if counted else {}
-        head |= {name: init_scalar(params, value) for name, value in scalars.items()}
-        state = state_type(**head, **init_fields(params, fields))
+        check_params(params)
+        clock = ([init_count(params)] if counted else []) + [init_scalar(params, s.initial) for s in scalars.values()]
+        state = state_type(*clock, *init_fields(params, fields))
         if rounding == "nearest":
             return state
         key = jax.random.key_data(jax.random.key(seed))
@@ -338,35 +409,26 @@ def transformation(
         return StochasticRoundingState(state, key if placement is None else jax.device_put(key, placement))
 
     def update_fn(updates, state, params=None, **extra_args):
+        del extra_args  # The algorithms read gradients, state and params only.
         if rounding == "nearest":
-            return update_inner(updates, state)
+            return update_inner(updates, state, params)
         key, next_key = jax.random.split(jax.random.wrap_key_data(state.key))
-        updates, inner_state = update_inner(updates, state.inner_state, key)
+        updates, inner_state = update_inner(updates, state.inner_state, params, key)
         return updates, StochasticRoundingState(inner_state, jax.random.key_data(next_key))
 
-    def update_inner(updates, state, key=None):
-        head: dict[str, Array] = {}
-        per_step: dict[str, Array] = {}
-        if counted:
-            head["count"] = per_step["count"] = next_count(state.count)
-        if schedule is not None:
-            new_scalars, more = schedule(**head, **{name: getattr(state, name) for name in scalars})
-            head |= new_scalars
-            per_step |= more
-        previous = [getattr(state, name) for name in fields]
-
-        by_dtype: dict[Any, dict[str, Any]] = {}
+    def update_inner(updates, state, params, key=None):
+        count = next_count(state.count) if counted else None
+        clock = ([count] if counted else []) + [s.advance(count, getattr(state, n)) for n, s in scalars.items()]
+        per_dtype: dict[np.dtype, Any] = {}
 
         def leaf_step(dtype, g, *s, stored):
-            if constants is None:
-                return step(dtype, g, *s, stored=stored, **per_step)
-            if dtype not in by_dtype:
-                by_dtype[dtype] = constants(dtype, **per_step)
-            return step(dtype, g, *s, stored=stored, **by_dtype[dtype])
+            if dtype not in per_dtype:
+                per_dtype[dtype] = constants(dtype, *clock)
+            return step(per_dtype[dtype], g, *s, stored=stored)
 
-        squared = [field.squared for field in fields.values()]
-        directions, *new = map_leaves(leaf_step, updates, *previous, squared=squared, key=key)
-        return directions, state_type(**head, **dict(zip(fields, new, strict=True)))
+        previous = [getattr(state, name) for name in fields]
+        directions, *new = map_leaves(leaf_step, updates, previous, list(fields.values()), params, key)
+        return directions, state_type(*clock, *new)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -376,12 +438,30 @@ def descend(
 ) -> optax.GradientTransformationExtraArgs:
     """``block`` followed by the learning rate and the sign flip: the only place a direction becomes a step.
 
-    A number gives ``optax.scale(-learning_rate)``; a schedule gives ``optax.scale_by_schedule``. ``then``
-    is a transformation of the step itself (RMSprop's momentum, as Optax places it), chained last.
+    ``then`` is a transformation of the step itself (RMSprop's momentum, as Optax places it), chained last.
+    """
+    parts = [block, scale_by_learning_rate(learning_rate)]
+    return optax.chain(*parts, *([] if then is None else [then]))
+
+
+def scale_by_learning_rate(learning_rate: Any) -> optax.GradientTransformation:
+    """``-learning_rate * u``, multiplied in the math's precision and rounded once to each update's dtype.
+
+    Optax's ``scale_by_learning_rate`` (a number: ``optax.scale``; a schedule: ``optax.scale_by_schedule``),
+    with its state, so chains and checkpoints match Optax's. Only the dtypes differ: a learning rate
+    injected as a float32 array (``optax.inject_hyperparams(..., hyperparam_dtype=jnp.float32)``) scales
+    bfloat16 updates in float32 and gives bfloat16 updates back, where ``lr * u`` would promote them to
+    float32 (or fail under strict dtype promotion).
     """
     _checks.check_learning_rate(learning_rate)
-    parts = [block, optax.scale_by_learning_rate(learning_rate)]
-    return optax.chain(*parts, *([] if then is None else [then]))
+    optax_step = optax.scale_by_learning_rate(learning_rate)
+
+    def update_fn(updates, state, params=None):
+        wide = jax.tree.map(lambda u: _as(jnp.asarray(u), compute_dtype(jnp.result_type(u))), updates)
+        steps, state = optax_step.update(wide, state, params)
+        return jax.tree.map(lambda step, u: _as(step, jnp.result_type(u)), steps, updates), state
+
+    return optax.GradientTransformation(optax_step.init, update_fn)
 
 
 def cast(dtype: Any, *hyperparameters: Any) -> tuple[Any, ...]:
@@ -397,6 +477,23 @@ def cast(dtype: Any, *hyperparameters: Any) -> tuple[Any, ...]:
 
 
 # --------------------------------------------------------------------------- gradient checks
+
+
+def check_params(params: ArrayTree) -> None:
+    """Params must be floating point (real or complex): name the first leaf that is not, and the way out.
+
+    An integer or boolean leaf (a step counter, a mask, an embedding's indices) has no gradient to follow:
+    ``jax.grad`` refuses it, and an optimizer state for it would be meaningless. Runs on shapes and dtypes
+    only (``jax.ShapeDtypeStruct`` and tracers included), so it costs nothing per step.
+    """
+    for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
+        dtype = jnp.dtype(_as_param(p).dtype)
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise TypeError(
+                f"params leaf {_path(path)} has dtype {dtype}; the optimizers need floating-point params. Leave "
+                "non-float leaves out of the optimizer: wrap it as optax.masked(tx, mask) with the mask False "
+                "there, or with Flax NNX, nnx.Optimizer(model, tx, wrt=nnx.Param)."
+            )
 
 
 def check_gradients(updates: ArrayTree, *states: ArrayTree) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,22 @@ class ScaleByMomentumWithCountState(NamedTuple):
     trace: optax.Updates  # v_t: velocity, a leaky average of gradients; params' shape and dtype.
 
 
+class _Constants(NamedTuple):
+    """Momentum's per-step constants, in the leaves' compute dtype."""
+
+    beta: ArrayLike  # beta, the forgetting rate of the velocity.
+    dampening: ArrayLike  # d: the share of each gradient held back (0 at t = 1 with first_step_undampened).
+
+
+def _heavy_ball(beta: Any, dampening: Any, name: str, heavy_ball: Any) -> tuple[Any, Any]:
+    """``(beta, dampening)``, or Optax's heavy ball ``(heavy_ball, 0)`` when Optax's keyword ``name`` is given."""
+    if heavy_ball is None:
+        return beta, dampening
+    if not (_checks.is_number(beta) and beta == 0.9 and dampening is None):
+        raise TypeError(f"{name} is Optax's heavy ball, beta={name} with dampening=0: pass it or beta/dampening.")
+    return heavy_ball, 0.0
+
+
 def scale_by_momentum(
     *,
     beta: ArrayLike = 0.9,
@@ -32,8 +48,9 @@ def scale_by_momentum(
     nesterov: bool = False,
     first_step_undampened: bool = False,
     accumulator_dtype: DTypeLike | None = None,
-    state_rounding: str = "nearest",
+    state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
+    decay: ArrayLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Momentum's velocity ``v_t`` (or its Nesterov look-ahead), without learning rate or sign; see :func:`momentum`.
 
@@ -46,10 +63,10 @@ def scale_by_momentum(
         does (its buffer is created as a copy of the first gradient); the state then carries a count,
         :class:`ScaleByMomentumWithCountState` (default ``False``).
       accumulator_dtype: dtype of ``v_t`` (default: the params').
-      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
-        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
-        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
-      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
+      state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
+      rounding_seed: the seed of stochastic rounding (default ``0``).
+      decay: Optax's keyword (``optax.trace(decay)``): the heavy ball, ``beta=decay`` with ``dampening=0``
+        (default ``None``: use ``beta`` and ``dampening``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``trace``).
@@ -67,6 +84,7 @@ def scale_by_momentum(
       3.00
       3.50
     """
+    beta, dampening = _heavy_ball(beta, dampening, "decay", decay)
     _checks.check_decay("beta", beta)
     if dampening is not None:
         _checks.check_decay("dampening", dampening)
@@ -75,20 +93,20 @@ def scale_by_momentum(
     _checks.check_dtype("accumulator_dtype", accumulator_dtype)
     fields = {"trace": _leafwise.Field(0.0, dtype=accumulator_dtype)}
 
-    def step(dtype, g, v, *, stored, count=None):
+    def constants(dtype, count=None) -> _Constants:
         beta_, dampening_ = _leafwise.cast(dtype, beta, beta if dampening is None else dampening)
-        if count is not None:  # first_step_undampened
+        if count is not None:  # first_step_undampened: v_1 = g_1.
             dampening_ = jnp.where(count == 1, jnp.zeros_like(dampening_), dampening_)
-        (v,) = stored(_math.leaky_average(v, g, beta_, dampening_))
+        return _Constants(beta=beta_, dampening=dampening_)
+
+    def step(c: _Constants, g, v, *, stored):
+        (v,) = stored(_math.leaky_average(v, g, c.beta, c.dampening))  # v_t = beta v + (1 - d) g_t.
         if nesterov:  # Look one step ahead: the velocity the next step would have on the same gradient.
-            return _math.leaky_average(v, g, beta_, dampening_), v
+            return _math.leaky_average(v, g, c.beta, c.dampening), v
         return v, v
 
-    if first_step_undampened:
-        return _leafwise.transformation(
-            ScaleByMomentumWithCountState, step, fields, counted=True, rounding=state_rounding, seed=rounding_seed
-        )
-    return _leafwise.transformation(ScaleByMomentumState, step, fields, rounding=state_rounding, seed=rounding_seed)
+    state_type = ScaleByMomentumWithCountState if first_step_undampened else ScaleByMomentumState
+    return _leafwise.transformation(state_type, fields, step, constants, rounding=state_rounding, seed=rounding_seed)
 
 
 def momentum(
@@ -99,8 +117,9 @@ def momentum(
     nesterov: bool = False,
     first_step_undampened: bool = False,
     accumulator_dtype: DTypeLike | None = None,
-    state_rounding: str = "nearest",
+    state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
+    momentum: ArrayLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     r"""Gradient descent with momentum, as the lecture writes it.
 
@@ -122,10 +141,10 @@ def momentum(
       nesterov: use Nesterov's look-ahead step (default ``False``).
       first_step_undampened: :math:`v_1 = g_1` whatever :math:`d`, as PyTorch's SGD (default ``False``).
       accumulator_dtype: dtype of :math:`v_t` (default: the params').
-      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
-        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
-        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
-      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
+      state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
+      rounding_seed: the seed of stochastic rounding (default ``0``).
+      momentum: Optax's keyword (``optax.sgd(momentum=)``): the heavy ball, ``beta=momentum`` with
+        ``dampening=0`` (default ``None``: use ``beta`` and ``dampening``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -152,6 +171,7 @@ def momentum(
       Sutskever, Martens, Dahl & Hinton, *On the importance of initialization and momentum in deep
       learning*, ICML 2013. https://proceedings.mlr.press/v28/sutskever13.html
     """
+    beta, dampening = _heavy_ball(beta, dampening, "momentum", momentum)
     block = scale_by_momentum(
         beta=beta,
         dampening=dampening,

@@ -21,6 +21,17 @@ class ScaleByNadamState(NamedTuple):
     nu: optax.Updates  # s_t: leaky average of |g|^2; params' shape, real, nu_dtype or the policy's.
 
 
+class _Constants(NamedTuple):
+    """NAdam's per-step constants, in the leaves' compute dtype."""
+
+    b1: jax.Array  # beta_1.
+    b2: jax.Array  # beta_2.
+    eps: jax.Array  # epsilon, outside the root.
+    correction2: jax.Array  # 1 - beta_2^t.
+    gradient_weight: jax.Array  # (1 - mu_t) / (1 - Pi_t): the look-ahead's weight on g_t.
+    momentum_weight: jax.Array  # mu_{t+1} / (1 - Pi_{t+1}): its weight on v_t.
+
+
 def scale_by_nadam(
     *,
     b1: ArrayLike = 0.9,
@@ -29,7 +40,7 @@ def scale_by_nadam(
     momentum_decay: ArrayLike = 4e-3,
     mu_dtype: DTypeLike | None = None,
     nu_dtype: DTypeLike | None = None,
-    state_rounding: str = "nearest",
+    state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
     r"""NAdam's direction, without learning rate or sign: Adam with a Nesterov look-ahead on the momentum.
@@ -52,10 +63,8 @@ def scale_by_nadam(
       momentum_decay: :math:`\psi` >= 0, possibly ``inf`` (default ``4e-3``, PyTorch's).
       mu_dtype: dtype of :math:`v_t` (default: the params').
       nu_dtype: dtype of :math:`s_t` (default: float32 for 16-bit params, else the params' real dtype).
-      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
-        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
-        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
-      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
+      state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
+      rounding_seed: the seed of stochastic rounding (default ``0``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``; its state has Optax's ``count, mu, nu`` and, beyond
@@ -91,32 +100,33 @@ def scale_by_nadam(
     }
 
     def momentum_at(t, dtype):
+        """mu_t = beta_1 (1 - 0.96^(t psi) / 2), in the scalar state's precision."""
         b1_, psi = _leafwise.cast(dtype, b1, momentum_decay)
-        return b1_ * (1 - 0.5 * jnp.asarray(0.96, dtype) ** (t * psi))
+        return b1_ * (1 - 0.5 * jnp.asarray(0.96, dtype) ** (t.astype(dtype) * psi))
 
-    def schedule(count, mu_product):
-        """mu_t, mu_{t+1} and their running products, once per step in the scalar state's precision."""
-        t = count.astype(mu_product.dtype)
-        mu, mu_next = momentum_at(t, mu_product.dtype), momentum_at(t + 1, mu_product.dtype)
-        product = mu_product * mu
-        per_step = {"mu_t": mu, "mu_next": mu_next, "product": product, "product_next": product * mu_next}
-        return {"mu_product": product}, per_step
+    def advance(count, mu_product):
+        return mu_product * momentum_at(count, mu_product.dtype)  # Pi_t = Pi_{t-1} mu_t.
 
-    def step(dtype, g, mu, nu, *, stored, count, mu_t, mu_next, product, product_next):
+    def constants(dtype, count, mu_product) -> _Constants:
+        mu_t, mu_next = momentum_at(count, mu_product.dtype), momentum_at(count + 1, mu_product.dtype)
+        gradient_weight = (1 - mu_t) / (1 - mu_product)
+        momentum_weight = mu_next / (1 - mu_product * mu_next)
         b1_, b2_, eps_ = _leafwise.cast(dtype, b1, b2, eps)
-        mu_t, mu_next, product, product_next = _leafwise.cast(dtype, mu_t, mu_next, product, product_next)
-        mu, nu = stored(_math.leaky_average(mu, g, b1_), _math.leaky_average(nu, _math.square(g), b2_))
-        nu_hat = nu / _math.bias_correction_factor(b2_, count, dtype)
-        look_ahead = _math.scaled(mu, mu_next / (1 - product_next)) + _math.scaled(g, (1 - mu_t) / (1 - product))
-        return _math.over_root(look_ahead, nu_hat, outside=eps_), mu, nu
+        return _Constants(
+            b1=b1_,
+            b2=b2_,
+            eps=eps_,
+            correction2=_math.bias_correction_factor(b2_, count, dtype),
+            gradient_weight=gradient_weight.astype(dtype),
+            momentum_weight=momentum_weight.astype(dtype),
+        )
 
+    def step(c: _Constants, g, mu, nu, *, stored):
+        mu, nu = stored(_math.leaky_average(mu, g, c.b1), _math.leaky_average(nu, _math.square(g), c.b2))
+        look_ahead = _math.scaled(mu, c.momentum_weight) + _math.scaled(g, c.gradient_weight)  # d_t's numerator.
+        return _math.over_root(look_ahead, _math.unbias(nu, c.correction2), outside=c.eps), mu, nu
+
+    scalars = {"mu_product": _leafwise.Scalar(1.0, advance)}
     return _leafwise.transformation(
-        ScaleByNadamState,
-        step,
-        fields,
-        counted=True,
-        scalars={"mu_product": 1.0},
-        schedule=schedule,
-        rounding=state_rounding,
-        seed=rounding_seed,
+        ScaleByNadamState, fields, step, constants, scalars=scalars, rounding=state_rounding, seed=rounding_seed
     )

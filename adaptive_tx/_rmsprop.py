@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike, DTypeLike
@@ -18,11 +19,41 @@ class ScaleByRmsState(NamedTuple):
     nu: optax.Updates  # s_t: leaky average of |g|^2; params' shape, real, accumulator_dtype or the policy's.
 
 
+class ScaleByRmsWithCountState(NamedTuple):
+    """State of :func:`scale_by_rms` with ``bias_correction=True``: Optax's ``ScaleByRmsWithCountState``."""
+
+    count: jax.Array  # type: ignore[assignment]  # t: steps taken, int32 scalar; saturates at int32 max.
+    nu: optax.Updates  # s_t: leaky average of |g|^2; params' shape, real, accumulator_dtype or the policy's.
+
+
 class ScaleByCenteredRmsState(NamedTuple):
     """State of :func:`scale_by_rms` with ``centered=True``: Optax's ``ScaleByRStdDevState``."""
 
     mu: optax.Updates  # g-bar_t: leaky average of gradients; params' shape and dtype.
     nu: optax.Updates  # s_t: leaky average of |g|^2; params' shape, real, accumulator_dtype or the policy's.
+
+
+class ScaleByCenteredRmsWithCountState(NamedTuple):
+    """State of :func:`scale_by_rms` with ``centered`` and ``bias_correction``: Optax's
+    ``ScaleByRStdDevWithCountState``."""
+
+    count: jax.Array  # type: ignore[assignment]  # t: steps taken, int32 scalar; saturates at int32 max.
+    mu: optax.Updates  # g-bar_t: leaky average of gradients; params' shape and dtype.
+    nu: optax.Updates  # s_t: leaky average of |g|^2; params' shape, real, accumulator_dtype or the policy's.
+
+
+class _Constants(NamedTuple):
+    """RMSprop's per-step constants, in the leaves' compute dtype."""
+
+    decay: ArrayLike  # beta.
+    inside: ArrayLike  # epsilon under the root (the lecture's, Optax's), or 0.
+    outside: ArrayLike  # epsilon added to the root (PyTorch's), or 0.
+    correction: jax.Array | None  # 1 - beta^t with bias_correction; None without.
+
+
+def _corrected(average: jax.Array, c: _Constants) -> jax.Array:
+    """A leaky average as the root reads it: divided by ``1 - beta^t`` with ``bias_correction``."""
+    return average if c.correction is None else _math.unbias(average, c.correction)
 
 
 def scale_by_rms(
@@ -33,8 +64,9 @@ def scale_by_rms(
     eps_in_sqrt: bool = True,
     centered: bool = False,
     accumulator_dtype: DTypeLike | None = None,
-    state_rounding: str = "nearest",
+    state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
+    bias_correction: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     """RMSprop's direction ``g_t / sqrt(s_t + eps)``, without learning rate or sign; see :func:`rmsprop`.
 
@@ -49,13 +81,15 @@ def scale_by_rms(
         ``False``).
       accumulator_dtype: dtype of the averages (default: the policy's: float32 for the mean square of
         16-bit params, the params' dtype for the mean gradient).
-      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
-        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
-        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
-      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
+      state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
+      rounding_seed: the seed of stochastic rounding (default ``0``).
+      bias_correction: divide the averages by ``1 - decay^t`` before the root, as Optax's ``scale_by_rms``
+        and ``scale_by_stddev`` do; the state then carries a count, :class:`ScaleByRmsWithCountState`
+        (centered: :class:`ScaleByCenteredRmsWithCountState`) (default ``False``).
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``nu``; centered ``mu, nu``).
+      An ``optax.GradientTransformationExtraArgs``; its state is Optax's (``nu``; centered ``mu, nu``; with
+      ``bias_correction``, a ``count`` first).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -71,27 +105,35 @@ def scale_by_rms(
     _checks.check_non_negative("initial_scale", initial_scale)
     _checks.check_bool("eps_in_sqrt", eps_in_sqrt)
     _checks.check_bool("centered", centered)
+    _checks.check_bool("bias_correction", bias_correction)
     _checks.check_dtype("accumulator_dtype", accumulator_dtype)
     nu = _leafwise.Field(initial_scale, squared=True, dtype=accumulator_dtype)
-    placement = "inside" if eps_in_sqrt else "outside"  # eps under the root, or added to it.
 
-    def step(dtype, g, nu, *, stored):
+    def constants(dtype, count=None) -> _Constants:
         decay_, eps_ = _leafwise.cast(dtype, decay, eps)
-        (nu,) = stored(_math.leaky_average(nu, _math.square(g), decay_))
-        return _math.over_root(g, nu, **{placement: eps_}), nu
+        correction = None if count is None else _math.bias_correction_factor(decay_, count, dtype)
+        inside, outside = (eps_, 0) if eps_in_sqrt else (0, eps_)
+        return _Constants(decay=decay_, inside=inside, outside=outside, correction=correction)
 
-    def centered_step(dtype, g, mu, nu, *, stored):
-        decay_, eps_ = _leafwise.cast(dtype, decay, eps)
-        mu, nu = stored(_math.leaky_average(mu, g, decay_), _math.leaky_average(nu, _math.square(g), decay_))
-        variance = jnp.maximum(nu - _math.square(mu), 0)
-        return _math.over_root(g, variance, **{placement: eps_}), mu, nu
+    def step(c: _Constants, g, nu, *, stored):
+        (nu,) = stored(_math.leaky_average(nu, _math.square(g), c.decay))  # s_t = beta s + (1 - beta) g^2.
+        return _math.over_root(g, _corrected(nu, c), inside=c.inside, outside=c.outside), nu
+
+    def centered_step(c: _Constants, g, mu, nu, *, stored):
+        mu, nu = stored(_math.leaky_average(mu, g, c.decay), _math.leaky_average(nu, _math.square(g), c.decay))
+        variance = jnp.maximum(_corrected(nu, c) - _math.square(_corrected(mu, c)), 0)  # Clamped against rounding.
+        return _math.over_root(g, variance, inside=c.inside, outside=c.outside), mu, nu
 
     if centered:
         fields = {"mu": _leafwise.Field(0.0, dtype=accumulator_dtype), "nu": nu}
+        centered_type = ScaleByCenteredRmsWithCountState if bias_correction else ScaleByCenteredRmsState
         return _leafwise.transformation(
-            ScaleByCenteredRmsState, centered_step, fields, rounding=state_rounding, seed=rounding_seed
+            centered_type, fields, centered_step, constants, rounding=state_rounding, seed=rounding_seed
         )
-    return _leafwise.transformation(ScaleByRmsState, step, {"nu": nu}, rounding=state_rounding, seed=rounding_seed)
+    state_type = ScaleByRmsWithCountState if bias_correction else ScaleByRmsState
+    return _leafwise.transformation(
+        state_type, {"nu": nu}, step, constants, rounding=state_rounding, seed=rounding_seed
+    )
 
 
 def rmsprop(
@@ -105,8 +147,9 @@ def rmsprop(
     momentum: ArrayLike | None = None,
     nesterov: bool = False,
     accumulator_dtype: DTypeLike | None = None,
-    state_rounding: str = "nearest",
+    state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
+    bias_correction: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     r"""RMSprop, as the lecture writes it.
 
@@ -129,11 +172,12 @@ def rmsprop(
       momentum: heavy-ball momentum :math:`\mu` on the step, ``b = mu b + step``, as
         ``optax.rmsprop(momentum=)`` places it (after the learning rate); ``None`` for none (default).
       nesterov: Nesterov's look-ahead on that momentum (default ``False``; needs ``momentum``).
-      accumulator_dtype: dtype of the averages (default: float32 for the mean square of 16-bit params).
-      state_rounding: how new state values are rounded to a 16-bit state dtype (the ``*_dtype`` arguments):
-        ``"nearest"`` (default) or ``"stochastic"``, unbiased random rounding that keeps small changes such
-        as ``0.999 * s`` on average; the state is then ``StochasticRoundingState`` (this state and a key).
-      rounding_seed: the seed of stochastic rounding's PRNG key (default ``0``): one seed, one trajectory.
+      accumulator_dtype: dtype of the averages and of the momentum (default: float32 for the mean square of
+        16-bit params, else the params' dtype).
+      state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
+      rounding_seed: the seed of stochastic rounding (default ``0``).
+      bias_correction: divide the averages by :math:`1 - \beta^t` before the root, as
+        ``optax.rmsprop(bias_correction=True)`` (default ``False``).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.
@@ -170,8 +214,18 @@ def rmsprop(
         accumulator_dtype=accumulator_dtype,
         state_rounding=state_rounding,
         rounding_seed=rounding_seed,
+        bias_correction=bias_correction,
     )
     heavy_ball = (
-        optax.identity() if momentum is None else scale_by_momentum(beta=momentum, dampening=0.0, nesterov=nesterov)
+        optax.identity()
+        if momentum is None
+        else scale_by_momentum(
+            beta=momentum,
+            dampening=0.0,
+            nesterov=nesterov,
+            accumulator_dtype=accumulator_dtype,
+            state_rounding=state_rounding,
+            rounding_seed=rounding_seed,
+        )
     )
     return _leafwise.descend(block, learning_rate, then=heavy_ball)
