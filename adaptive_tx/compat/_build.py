@@ -2,22 +2,15 @@
 
 ``compat.torch`` and ``compat.keras`` only translate their framework's argument names and defaults into
 these builders. Each builder returns a full ``optax.GradientTransformationExtraArgs`` (learning rate and
-sign included). The knobs:
-
-- ``maximize``: ascend (PyTorch negates the gradient first);
-- ``weight_decay`` with ``decoupled``: coupled L2 adds ``wd * p`` to the gradient before the block
-  (PyTorch, except AdamW); decoupled subtracts ``lr_t * wd * p`` from the parameters beside the step
-  (PyTorch's AdamW, and every Keras optimizer);
-- ``lr_in_buffer``: momentum accumulates ``lr_t * direction`` (Keras) instead of the direction, the
-  learning rate applied after (PyTorch). The two differ only when the learning rate changes;
-- the block knobs: ``eps_in_sqrt``, ``centered``, ``first_step_undampened``, ``eps_hat``, ``amsgrad``,
-  and NAdam's ``momentum_decay``;
-- gradient clipping as Keras does it: ``clipvalue``, ``clipnorm`` (per leaf), ``global_clipnorm``.
+sign included). The block knobs (``eps_in_sqrt``, ``centered``, ``first_step_undampened``, ``eps_hat``,
+``amsgrad``, NAdam's ``momentum_decay``) are the builders' own arguments; what a framework puts around the
+block is one :class:`Around`, the builders' ``around`` argument.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -96,6 +89,29 @@ def decoupled_weight_decay(weight_decay: Any, learning_rate: optax.ScalarOrSched
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+def coupled_weight_decay(weight_decay: Any) -> optax.GradientTransformation:
+    """Add ``weight_decay * p`` to the gradients (coupled L2, PyTorch's ``weight_decay``).
+
+    Computed in float32 or wider and rounded once, to the wider of the gradient's and the param's dtype
+    (the updates' dtype convention): float16 gradients of float32 params become float32 gradients here.
+    """
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("coupled weight decay needs the parameters: call update(grads, state, params).")
+
+        def decay(g, p):
+            g, p = jnp.asarray(g), jnp.asarray(p)
+            dtype = _leafwise.wider(g.dtype, p.dtype)
+            compute = _leafwise.compute_dtype(dtype)
+            return (g.astype(compute) + jnp.asarray(weight_decay, compute) * p.astype(compute)).astype(dtype)
+
+        return jax.tree.map(decay, updates, params), state
+
+    return optax.GradientTransformationExtraArgs(optax.init_empty_state, update_fn)
+
+
 def clip_by_norm(max_norm: float, *, per_leaf: bool) -> optax.GradientTransformation:
     """Rescale the gradients to an L2 norm of at most ``max_norm``: each leaf on its own (Keras's
     ``clipnorm``) or all together (``global_clipnorm``).
@@ -129,57 +145,80 @@ def clip_by_norm(max_norm: float, *, per_leaf: bool) -> optax.GradientTransforma
     return optax.GradientTransformationExtraArgs(optax.init_empty_state, update_fn)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Around:
+    """What a framework puts around the block, in the order :func:`_compose` applies it.
+
+    Attributes:
+      maximize: ascend (PyTorch negates the gradient first).
+      clipvalue: clip each gradient element to ``[-clipvalue, clipvalue]`` (Keras), or ``None``.
+      clipnorm: clip each gradient leaf to this L2 norm (Keras), or ``None``.
+      global_clipnorm: clip all gradients together to this L2 norm (Keras), or ``None``.
+      weight_decay: ``wd``; with ``decoupled``, coupled L2 adds ``wd * p`` to the gradient before the block
+        (PyTorch, except AdamW), decoupled subtracts ``lr_t * wd * p`` from the parameters beside the step
+        (PyTorch's AdamW, and every Keras optimizer).
+      decoupled: see ``weight_decay``.
+      lr_in_buffer: momentum accumulates ``lr_t * direction`` (Keras) instead of the direction, the learning
+        rate applied after (PyTorch). The two differ only when the learning rate changes.
+    """
+
+    maximize: bool = False
+    clipvalue: float | None = None
+    clipnorm: float | None = None
+    global_clipnorm: float | None = None
+    weight_decay: Any = 0.0  # A float, or an array or tracer under optax.inject_hyperparams.
+    decoupled: bool = False
+    lr_in_buffer: bool = False
+
+
+NOTHING_AROUND = Around()  # The bare block: no sign flip, clipping, weight decay or lr in a buffer.
+
+
 def _compose(
     block: optax.GradientTransformation | None,
     learning_rate: optax.ScalarOrSchedule,
     *,
     momentum: optax.GradientTransformation | None = None,
-    lr_in_buffer: bool = False,
-    weight_decay: Any = 0.0,
-    decoupled: bool = False,
-    maximize: bool = False,
-    clipvalue: float | None = None,
-    clipnorm: float | None = None,
-    global_clipnorm: float | None = None,
+    around: Around = NOTHING_AROUND,
 ) -> optax.GradientTransformationExtraArgs:
-    """``block`` then ``momentum``, with everything a framework puts around them, in the framework's order.
+    """``block`` then ``momentum``, with ``around`` around them, in the framework's order.
 
     maximize -> clipping -> coupled L2 -> block -> momentum and learning rate (in the order ``lr_in_buffer``
     picks) -> decoupled weight decay.
 
-    Raises ``ValueError`` on knobs that would have nothing to act on: ``lr_in_buffer=True`` without a
-    ``momentum`` block, ``decoupled=True`` with a weight decay of (a Python) 0.
+    Raises ``ValueError`` on knobs of ``around`` that would have nothing to act on: ``lr_in_buffer=True``
+    without a ``momentum`` block, ``decoupled=True`` with a weight decay of (a Python) 0.
     """
     _checks.check_learning_rate(learning_rate)
-    _checks.check_non_negative("weight_decay", weight_decay)
-    _checks.check_bool("decoupled", decoupled)
-    _checks.check_bool("maximize", maximize)
-    _checks.check_bool("lr_in_buffer", lr_in_buffer)
-    if lr_in_buffer and momentum is None:
+    _checks.check_non_negative("weight_decay", around.weight_decay)
+    _checks.check_bool("decoupled", around.decoupled)
+    _checks.check_bool("maximize", around.maximize)
+    _checks.check_bool("lr_in_buffer", around.lr_in_buffer)
+    if around.lr_in_buffer and momentum is None:
         raise ValueError("lr_in_buffer=True needs a momentum: without a momentum buffer there is nothing to put lr in.")
-    if decoupled and is_zero(weight_decay):
+    if around.decoupled and is_zero(around.weight_decay):
         raise ValueError("decoupled=True needs a weight_decay: with weight_decay=0 there is no decay to decouple.")
     parts: list[optax.GradientTransformation] = []
-    if maximize:
+    if around.maximize:
         parts.append(optax.scale(-1.0))
-    if clipvalue is not None:
-        _checks.check_non_negative("clipvalue", clipvalue)
-        parts.append(optax.clip(clipvalue))
-    if clipnorm is not None:
-        parts.append(clip_by_norm(clipnorm, per_leaf=True))
-    if global_clipnorm is not None:
-        parts.append(clip_by_norm(global_clipnorm, per_leaf=False))
-    if not decoupled and not is_zero(weight_decay):
-        parts.append(optax.add_decayed_weights(weight_decay))  # Coupled L2: g + wd * p.
+    if around.clipvalue is not None:
+        _checks.check_non_negative("clipvalue", around.clipvalue)
+        parts.append(optax.clip(around.clipvalue))
+    if around.clipnorm is not None:
+        parts.append(clip_by_norm(around.clipnorm, per_leaf=True))
+    if around.global_clipnorm is not None:
+        parts.append(clip_by_norm(around.global_clipnorm, per_leaf=False))
+    if not around.decoupled and not is_zero(around.weight_decay):
+        parts.append(coupled_weight_decay(around.weight_decay))  # Coupled L2: g + wd * p.
     if block is not None:
         parts.append(block)
-    if momentum is not None and not lr_in_buffer:
+    if momentum is not None and not around.lr_in_buffer:
         parts.append(momentum)
-    parts.append(optax.scale_by_learning_rate(learning_rate))  # The only sign flip.
-    if momentum is not None and lr_in_buffer:
+    parts.append(_leafwise.scale_by_learning_rate(learning_rate))  # The only sign flip.
+    if momentum is not None and around.lr_in_buffer:
         parts.append(momentum)
-    if decoupled:
-        parts.append(decoupled_weight_decay(weight_decay, learning_rate))
+    if around.decoupled:
+        parts.append(decoupled_weight_decay(around.weight_decay, learning_rate))
     return optax.chain(*parts)
 
 
@@ -195,7 +234,7 @@ def adagrad(
     initial_accumulator: float,
     eps_in_sqrt: bool,
     lr_decay: float = 0.0,
-    **around: Any,
+    around: Around = NOTHING_AROUND,
 ) -> optax.GradientTransformationExtraArgs:
     """AdaGrad; ``lr_decay`` is PyTorch's ``lr / (1 + (t - 1) lr_decay)``."""
     _checks.check_non_negative("lr_decay", lr_decay)
@@ -211,7 +250,7 @@ def adagrad(
             return jnp.asarray(base_rate, dtype) / (1 + jnp.asarray(count, dtype) * jnp.asarray(lr_decay, dtype))
 
     block = scale_by_adagrad(eps=eps, initial_accumulator=initial_accumulator, eps_in_sqrt=eps_in_sqrt)
-    return _compose(block, rate, **around)
+    return _compose(block, rate, around=around)
 
 
 def rmsprop(
@@ -222,18 +261,18 @@ def rmsprop(
     eps_in_sqrt: bool,
     centered: bool,
     momentum: float = 0.0,
-    **around: Any,
+    around: Around = NOTHING_AROUND,
 ) -> optax.GradientTransformationExtraArgs:
     """RMSprop, optionally centered, with heavy-ball ``momentum`` (``lr_in_buffer`` picks where lr goes)."""
     block = scale_by_rms(decay=decay, eps=eps, eps_in_sqrt=eps_in_sqrt, centered=centered)
-    return _compose(block, learning_rate, momentum=_heavy_ball(momentum), **around)
+    return _compose(block, learning_rate, momentum=_heavy_ball(momentum), around=around)
 
 
 def adadelta(
-    learning_rate: optax.ScalarOrSchedule, *, rho: float, eps: float, **around: Any
+    learning_rate: optax.ScalarOrSchedule, *, rho: float, eps: float, around: Around = NOTHING_AROUND
 ) -> optax.GradientTransformationExtraArgs:
     """Adadelta: the frameworks agree on the equation; only defaults and weight decay differ."""
-    return _compose(scale_by_adadelta(rho=rho, eps=eps), learning_rate, **around)
+    return _compose(scale_by_adadelta(rho=rho, eps=eps), learning_rate, around=around)
 
 
 def sgd(
@@ -243,7 +282,7 @@ def sgd(
     dampening: float,
     nesterov: bool,
     first_step_undampened: bool,
-    **around: Any,
+    around: Around = NOTHING_AROUND,
 ) -> optax.GradientTransformationExtraArgs:
     """SGD with heavy-ball momentum ``v = momentum v + (1 - dampening) g`` (none when momentum is 0)."""
     _checks.check_decay("momentum", momentum)
@@ -252,7 +291,7 @@ def sgd(
         velocity = scale_by_momentum(
             beta=momentum, dampening=dampening, nesterov=nesterov, first_step_undampened=first_step_undampened
         )
-    return _compose(None, learning_rate, momentum=velocity, **around)
+    return _compose(None, learning_rate, momentum=velocity, around=around)
 
 
 def adam(
@@ -262,12 +301,12 @@ def adam(
     b2: float,
     eps: float,
     eps_hat: bool,
-    amsgrad: str | None,
-    **around: Any,
+    amsgrad: Literal["raw", "corrected"] | None,
+    around: Around = NOTHING_AROUND,
 ) -> optax.GradientTransformationExtraArgs:
     """Adam with the paper's eps or its epsilon-hat, AMSGrad on the raw or corrected second moment."""
     block = scale_by_adam(b1=b1, b2=b2, eps=eps, eps_hat=eps_hat, amsgrad=amsgrad)
-    return _compose(block, learning_rate, **around)
+    return _compose(block, learning_rate, around=around)
 
 
 def nadam(
@@ -277,7 +316,7 @@ def nadam(
     b2: float,
     eps: float,
     momentum_decay: float,
-    **around: Any,
+    around: Around = NOTHING_AROUND,
 ) -> optax.GradientTransformationExtraArgs:
     """NAdam; ``momentum_decay`` is PyTorch's psi (0.004), Keras's 1.0, Optax's inf."""
-    return _compose(scale_by_nadam(b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay), learning_rate, **around)
+    return _compose(scale_by_nadam(b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay), learning_rate, around=around)

@@ -7,9 +7,20 @@ read at the step count like a Keras ``LearningRateSchedule`` reads ``optimizer.i
 
 As in Keras, ``weight_decay`` is decoupled on every optimizer (``p <- p - lr * wd * p`` beside the step),
 ``epsilon`` goes inside the root for Adagrad, RMSprop and Adadelta, and Adam's ``epsilon`` is the paper's
-epsilon-hat. ``clipvalue``, ``clipnorm`` (per variable) and ``global_clipnorm`` clip the gradients first, as
-Keras does. ``use_ema``, ``loss_scale_factor`` and ``gradient_accumulation_steps`` are not supported and
-raise ``ValueError`` (use ``optax.MultiSteps`` for gradient accumulation); ``name`` is accepted and unused.
+epsilon-hat.
+
+Every function also takes Keras's base-optimizer arguments, with Keras's defaults:
+
+- ``clipnorm``: clip each gradient leaf to this L2 norm first (default ``None``);
+- ``clipvalue``: clip each gradient element to ``[-clipvalue, clipvalue]`` first (default ``None``);
+- ``global_clipnorm``: clip all gradients together to this L2 norm first (default ``None``); at most one
+  of ``clipnorm`` and ``global_clipnorm`` may be set;
+- ``use_ema`` (default ``False``), ``ema_overwrite_frequency``, ``loss_scale_factor`` and
+  ``gradient_accumulation_steps`` (default ``None``): not supported, anything but the default raises
+  ``ValueError`` (keep an EMA with ``optax.incremental_update``, wrap the optimizer in ``optax.MultiSteps``
+  for gradient accumulation);
+- ``ema_momentum`` (default ``0.99``): meaningless without ``use_ema``, accepted and unused;
+- ``name`` (default ``None``): a name has no role in a transformation, accepted and unused.
 
 Example:
   >>> import adaptive_tx.compat.keras as kt
@@ -29,38 +40,38 @@ from adaptive_tx.compat import _build
 
 __all__ = ["adadelta", "adagrad", "adam", "adamw", "nadam", "rmsprop", "sgd"]
 
-_COMMON_ARGS = """
-      clipnorm: clip each gradient leaf to this L2 norm first (default ``None``).
-      clipvalue: clip each gradient element to [-clipvalue, clipvalue] first (default ``None``).
-      global_clipnorm: clip all gradients to this global L2 norm first (default ``None``).
-      use_ema: not supported; ``True`` raises ``ValueError``.
-      ema_momentum: used only with ``use_ema``.
-      ema_overwrite_frequency: not supported; anything but ``None`` raises ``ValueError``.
-      loss_scale_factor: not supported; anything but ``None`` raises ``ValueError``.
-      gradient_accumulation_steps: not supported (use ``optax.MultiSteps``); anything but ``None`` raises.
-      name: accepted, unused."""
 
+def _around(
+    weight_decay: Any, clipnorm: Any, clipvalue: Any, global_clipnorm: Any, *, lr_in_buffer: bool = False
+) -> _build.Around:
+    """Keras's base-optimizer clipping and weight decay (in the signatures' order) as the builders' ``around``.
 
-def _options(
-    *,
-    weight_decay: Any,
-    clipnorm: Any,
-    clipvalue: Any,
-    global_clipnorm: Any,
-    use_ema: Any,
-    ema_momentum: Any,
-    ema_overwrite_frequency: Any,
-    loss_scale_factor: Any,
-    gradient_accumulation_steps: Any,
-    name: Any,
-) -> dict[str, Any]:
-    """Keras's base-optimizer arguments as keyword arguments of the builders; unsupported ones raise."""
-    del ema_momentum, name  # Meaningless without use_ema; a name has no role in a transformation.
+    ``lr_in_buffer`` is for the optimizers with a momentum (Keras accumulates the learning rate in the
+    buffer).
+    """
     _build.check_args(
         non_negative=dict(
             weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm
         ),
     )
+    if clipnorm is not None and global_clipnorm is not None:
+        raise ValueError("Only one of `clipnorm` and `global_clipnorm` can be set.")
+    decays = weight_decay is not None and not _build.is_zero(weight_decay)
+    return _build.Around(
+        clipvalue=clipvalue,
+        clipnorm=clipnorm,
+        global_clipnorm=global_clipnorm,
+        weight_decay=weight_decay if decays else 0.0,
+        decoupled=decays,  # Keras decays every optimizer decoupled.
+        lr_in_buffer=lr_in_buffer,
+    )
+
+
+def _refuse_unsupported(
+    use_ema: Any, ema_overwrite_frequency: Any, loss_scale_factor: Any, gradient_accumulation_steps: Any
+) -> None:
+    """Raise on Keras's base-optimizer arguments that have no counterpart here (in the signatures' order),
+    unless they are at Keras's defaults; ``ema_momentum`` and ``name`` have no role and are not taken."""
     unsupported = {
         "use_ema": (use_ema, False, "keep an EMA of the parameters with optax.incremental_update"),
         "ema_overwrite_frequency": (ema_overwrite_frequency, None, "see use_ema"),
@@ -70,12 +81,6 @@ def _options(
     for arg, (value, default, instead) in unsupported.items():
         if _is_set(value, default):
             raise ValueError(f"{arg}={value!r} is not supported by adaptive_tx.compat.keras: {instead}.")
-    if clipnorm is not None and global_clipnorm is not None:
-        raise ValueError("Only one of `clipnorm` and `global_clipnorm` can be set.")
-    options: dict[str, Any] = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
-    if weight_decay is not None and not _build.is_zero(weight_decay):
-        options.update(weight_decay=weight_decay, decoupled=True)  # Keras decays every optimizer decoupled.
-    return options
 
 
 def _is_set(value: Any, default: Any) -> bool:
@@ -88,11 +93,6 @@ def _is_set(value: Any, default: Any) -> bool:
     if value is None or isinstance(value, bool | np.bool_ | numbers.Real | str):
         return value != default
     return True
-
-
-def _lr_in_buffer(momentum: Any) -> dict[str, Any]:
-    """Keras accumulates the learning rate in its momentum buffer; without a momentum there is none."""
-    return {} if _build.is_zero(momentum) else {"lr_in_buffer": True}
 
 
 def adagrad(
@@ -119,10 +119,12 @@ def adagrad(
       learning_rate: :math:`\eta` (default ``0.001``), a float or an Optax schedule.
       initial_accumulator_value: :math:`s_0` (default ``0.1``).
       epsilon: :math:`\epsilon`, inside the root (default ``1e-7``).
-      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).{common}
+      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
+      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``keras.optimizers.Adagrad`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       https://keras.io/api/optimizers/adagrad/
@@ -131,9 +133,10 @@ def adagrad(
         rate=("learning_rate", learning_rate),
         non_negative=dict(initial_accumulator_value=initial_accumulator_value, epsilon=epsilon),
     )
-    options = _options(**_locals_but(locals(), "learning_rate", "initial_accumulator_value", "epsilon"))
+    _refuse_unsupported(use_ema, ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps)
+    around = _around(weight_decay, clipnorm, clipvalue, global_clipnorm)
     return _build.adagrad(
-        learning_rate, eps=epsilon, initial_accumulator=initial_accumulator_value, eps_in_sqrt=True, **options
+        learning_rate, eps=epsilon, initial_accumulator=initial_accumulator_value, eps_in_sqrt=True, around=around
     )
 
 
@@ -168,10 +171,12 @@ def rmsprop(
       momentum: :math:`\mu`, heavy ball (default ``0.0``).
       epsilon: :math:`\epsilon`, inside the root (default ``1e-7``).
       centered: subtract :math:`\bar g_t^2` (default ``False``).
-      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).{common}
+      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
+      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``keras.optimizers.RMSprop`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       https://keras.io/api/optimizers/rmsprop/
@@ -182,7 +187,8 @@ def rmsprop(
         non_negative=dict(epsilon=epsilon),
         flags=dict(centered=centered),
     )
-    options = _options(**_locals_but(locals(), "learning_rate", "rho", "momentum", "epsilon", "centered"))
+    _refuse_unsupported(use_ema, ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps)
+    around = _around(weight_decay, clipnorm, clipvalue, global_clipnorm, lr_in_buffer=not _build.is_zero(momentum))
     return _build.rmsprop(
         learning_rate,
         decay=rho,
@@ -190,8 +196,7 @@ def rmsprop(
         eps_in_sqrt=True,
         centered=centered,
         momentum=momentum,
-        **_lr_in_buffer(momentum),
-        **options,
+        around=around,
     )
 
 
@@ -222,17 +227,20 @@ def adadelta(
       learning_rate: :math:`\eta` (default ``0.001``), a float or an Optax schedule.
       rho: :math:`\rho` (default ``0.95``).
       epsilon: :math:`\epsilon`, inside both roots (default ``1e-7``).
-      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).{common}
+      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
+      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``keras.optimizers.Adadelta`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       https://keras.io/api/optimizers/adadelta/
     """
     _build.check_args(rate=("learning_rate", learning_rate), decays=dict(rho=rho), non_negative=dict(epsilon=epsilon))
-    options = _options(**_locals_but(locals(), "learning_rate", "rho", "epsilon"))
-    return _build.adadelta(learning_rate, rho=rho, eps=epsilon, **options)
+    _refuse_unsupported(use_ema, ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps)
+    around = _around(weight_decay, clipnorm, clipvalue, global_clipnorm)
+    return _build.adadelta(learning_rate, rho=rho, eps=epsilon, around=around)
 
 
 def sgd(
@@ -260,10 +268,12 @@ def sgd(
       learning_rate: :math:`\eta` (default ``0.01``), a float or an Optax schedule.
       momentum: :math:`\mu` (default ``0.0``: plain SGD).
       nesterov: Nesterov's look-ahead (default ``False``).
-      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).{common}
+      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
+      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``keras.optimizers.SGD`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       https://keras.io/api/optimizers/sgd/
@@ -271,15 +281,15 @@ def sgd(
     _build.check_args(
         rate=("learning_rate", learning_rate), decays=dict(momentum=momentum), flags=dict(nesterov=nesterov)
     )
-    options = _options(**_locals_but(locals(), "learning_rate", "momentum", "nesterov"))
+    _refuse_unsupported(use_ema, ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps)
+    around = _around(weight_decay, clipnorm, clipvalue, global_clipnorm, lr_in_buffer=not _build.is_zero(momentum))
     return _build.sgd(
         learning_rate,
         momentum=momentum,
         dampening=0.0,
         nesterov=nesterov,
         first_step_undampened=False,
-        **_lr_in_buffer(momentum),
-        **options,
+        around=around,
     )
 
 
@@ -317,10 +327,12 @@ def adam(
       beta_2: :math:`\beta_2` (default ``0.999``).
       epsilon: :math:`\hat\epsilon` (default ``1e-7``).
       amsgrad: divide by the running maximum of the raw :math:`v_t` (default ``False``).
-      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).{common}
+      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
+      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``keras.optimizers.Adam`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       https://keras.io/api/optimizers/adam/
@@ -331,7 +343,8 @@ def adam(
         non_negative=dict(epsilon=epsilon),
         flags=dict(amsgrad=amsgrad),
     )
-    options = _options(**_locals_but(locals(), "learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad"))
+    _refuse_unsupported(use_ema, ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps)
+    around = _around(weight_decay, clipnorm, clipvalue, global_clipnorm)
     return _build.adam(
         learning_rate,
         b1=beta_1,
@@ -339,7 +352,7 @@ def adam(
         eps=epsilon,
         eps_hat=True,
         amsgrad="raw" if amsgrad else None,
-        **options,
+        around=around,
     )
 
 
@@ -372,16 +385,34 @@ def adamw(
       beta_1: :math:`\beta_1` (default ``0.9``).
       beta_2: :math:`\beta_2` (default ``0.999``).
       epsilon: :math:`\hat\epsilon` (default ``1e-7``).
-      amsgrad: divide by the running maximum of the raw :math:`v_t` (default ``False``).{common}
+      amsgrad: divide by the running maximum of the raw :math:`v_t` (default ``False``).
+      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``keras.optimizers.AdamW`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       Loshchilov & Hutter, *Decoupled Weight Decay Regularization*, ICLR 2019.
       https://arxiv.org/abs/1711.05101 ; https://keras.io/api/optimizers/adamw/
     """
-    return adam(**locals())
+    return adam(
+        learning_rate=learning_rate,
+        beta_1=beta_1,
+        beta_2=beta_2,
+        epsilon=epsilon,
+        amsgrad=amsgrad,
+        weight_decay=weight_decay,
+        clipnorm=clipnorm,
+        clipvalue=clipvalue,
+        global_clipnorm=global_clipnorm,
+        use_ema=use_ema,
+        ema_momentum=ema_momentum,
+        ema_overwrite_frequency=ema_overwrite_frequency,
+        loss_scale_factor=loss_scale_factor,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        name=name,
+    )
 
 
 def nadam(
@@ -414,10 +445,12 @@ def nadam(
       beta_1: :math:`\beta_1` (default ``0.9``).
       beta_2: :math:`\beta_2` (default ``0.999``).
       epsilon: :math:`\epsilon` (default ``1e-7``).
-      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).{common}
+      weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
+      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``keras.optimizers.Nadam`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop;
@@ -428,14 +461,6 @@ def nadam(
         decays=dict(beta_1=beta_1, beta_2=beta_2),
         non_negative=dict(epsilon=epsilon),
     )
-    options = _options(**_locals_but(locals(), "learning_rate", "beta_1", "beta_2", "epsilon"))
-    return _build.nadam(learning_rate, b1=beta_1, b2=beta_2, eps=epsilon, momentum_decay=1.0, **options)
-
-
-def _locals_but(names: dict[str, Any], *drop: str) -> dict[str, Any]:
-    return {k: v for k, v in names.items() if k not in drop}
-
-
-for _f in (adagrad, rmsprop, adadelta, sgd, adam, adamw, nadam):
-    _f.__doc__ = (_f.__doc__ or "").replace("{common}", _COMMON_ARGS)
-del _f
+    _refuse_unsupported(use_ema, ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps)
+    around = _around(weight_decay, clipnorm, clipvalue, global_clipnorm)
+    return _build.nadam(learning_rate, b1=beta_1, b2=beta_2, eps=epsilon, momentum_decay=1.0, around=around)

@@ -28,11 +28,21 @@ from adaptive_tx.compat import _build
 __all__ = ["adadelta", "adagrad", "adam", "adamw", "nadam", "rmsprop", "sgd"]
 
 
-def _execution_options(**options: Any) -> None:
-    """PyTorch's execution switches: accepted when None or a bool; they do not change the numbers."""
+def _execution_options(options: dict[str, Any]) -> None:
+    """PyTorch's execution switches, by name: accepted when None or a bool; they do not change the numbers."""
     for name, value in options.items():
         if value is not None and not isinstance(value, bool):
             raise TypeError(f"{name} must be None or a bool, got {value!r}.")
+
+
+def _around(weight_decay: Any, *, maximize: bool, decoupled: bool = False) -> _build.Around:
+    """PyTorch's wrapping of the block: ``maximize``, then coupled L2 unless ``decoupled`` (AdamW's decay)."""
+    return _build.Around(
+        maximize=maximize,
+        weight_decay=weight_decay,
+        decoupled=decoupled and not _build.is_zero(weight_decay),  # No decay: nothing to decouple.
+        lr_in_buffer=False,  # The learning rate is applied after the momentum buffer.
+    )
 
 
 def _betas(betas: Any) -> tuple[Any, Any]:
@@ -65,18 +75,16 @@ def adagrad(
       weight_decay: :math:`\lambda`, coupled L2 (default ``0``).
       initial_accumulator_value: :math:`s_0` (default ``0``).
       eps: :math:`\epsilon`, outside the root (default ``1e-10``).
-      foreach: accepted, no effect.
+      foreach, differentiable, fused: accepted, no effect (see the module docstring).
       maximize: ascend instead of descend (default ``False``).
-      differentiable: accepted, no effect.
-      fused: accepted, no effect.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``torch.optim.Adagrad`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       https://docs.pytorch.org/docs/stable/generated/torch.optim.Adagrad.html
     """
-    _execution_options(foreach=foreach, differentiable=differentiable, fused=fused)
+    _execution_options(dict(foreach=foreach, differentiable=differentiable, fused=fused))
     _build.check_args(
         rate=("lr", lr),
         non_negative=dict(
@@ -90,8 +98,7 @@ def adagrad(
         initial_accumulator=initial_accumulator_value,
         eps_in_sqrt=False,
         lr_decay=lr_decay,
-        weight_decay=weight_decay,
-        maximize=maximize,
+        around=_around(weight_decay, maximize=maximize),
     )
 
 
@@ -123,18 +130,16 @@ def rmsprop(
       weight_decay: :math:`\lambda`, coupled L2 (default ``0``).
       momentum: :math:`\mu` (default ``0``).
       centered: subtract :math:`\bar g_t^2` (default ``False``).
-      capturable: accepted, no effect.
-      foreach: accepted, no effect.
+      capturable, foreach, differentiable: accepted, no effect (see the module docstring).
       maximize: ascend instead of descend (default ``False``).
-      differentiable: accepted, no effect.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``torch.optim.RMSprop`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       https://docs.pytorch.org/docs/stable/generated/torch.optim.RMSprop.html
     """
-    _execution_options(capturable=capturable, foreach=foreach, differentiable=differentiable)
+    _execution_options(dict(capturable=capturable, foreach=foreach, differentiable=differentiable))
     _build.check_args(
         rate=("lr", lr),
         decays=dict(alpha=alpha, momentum=momentum),
@@ -148,9 +153,7 @@ def rmsprop(
         eps_in_sqrt=False,
         centered=centered,
         momentum=momentum,
-        lr_in_buffer=False,
-        weight_decay=weight_decay,
-        maximize=maximize,
+        around=_around(weight_decay, maximize=maximize),
     )
 
 
@@ -177,25 +180,23 @@ def adadelta(
       rho: :math:`\rho` (default ``0.9``).
       eps: :math:`\epsilon`, inside both roots (default ``1e-6``).
       weight_decay: :math:`\lambda`, coupled L2 (default ``0``).
-      foreach: accepted, no effect.
-      capturable: accepted, no effect.
+      foreach, capturable, differentiable: accepted, no effect (see the module docstring).
       maximize: ascend instead of descend (default ``False``).
-      differentiable: accepted, no effect.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``torch.optim.Adadelta`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       https://docs.pytorch.org/docs/stable/generated/torch.optim.Adadelta.html
     """
-    _execution_options(foreach=foreach, capturable=capturable, differentiable=differentiable)
+    _execution_options(dict(foreach=foreach, capturable=capturable, differentiable=differentiable))
     _build.check_args(
         rate=("lr", lr),
         decays=dict(rho=rho),
         non_negative=dict(eps=eps, weight_decay=weight_decay),
         flags=dict(maximize=maximize),
     )
-    return _build.adadelta(lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+    return _build.adadelta(lr, rho=rho, eps=eps, around=_around(weight_decay, maximize=maximize))
 
 
 def sgd(
@@ -226,17 +227,15 @@ def sgd(
       weight_decay: :math:`\lambda`, coupled L2 (default ``0``).
       nesterov: Nesterov's look-ahead; needs ``momentum > 0`` and ``dampening == 0`` (default ``False``).
       maximize: ascend instead of descend (default ``False``).
-      foreach: accepted, no effect.
-      differentiable: accepted, no effect.
-      fused: accepted, no effect.
+      foreach, differentiable, fused: accepted, no effect (see the module docstring).
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``torch.optim.SGD`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       https://docs.pytorch.org/docs/stable/generated/torch.optim.SGD.html
     """
-    _execution_options(foreach=foreach, differentiable=differentiable, fused=fused)
+    _execution_options(dict(foreach=foreach, differentiable=differentiable, fused=fused))
     _build.check_args(
         rate=("lr", lr),
         decays=dict(momentum=momentum, dampening=dampening),
@@ -254,9 +253,7 @@ def sgd(
         dampening=dampening,
         nesterov=nesterov,
         first_step_undampened=True,
-        lr_in_buffer=False,
-        weight_decay=weight_decay,
-        maximize=maximize,
+        around=_around(weight_decay, maximize=maximize),
     )
 
 
@@ -289,20 +286,17 @@ def adam(
       weight_decay: :math:`\lambda`: coupled L2, or decoupled as in AdamW if ``decoupled_weight_decay``
         (default ``0``).
       amsgrad: divide by the running maximum of the raw :math:`v_t` (default ``False``).
-      foreach: accepted, no effect.
+      foreach, capturable, differentiable, fused: accepted, no effect (see the module docstring).
       maximize: ascend instead of descend (default ``False``).
-      capturable: accepted, no effect.
-      differentiable: accepted, no effect.
-      fused: accepted, no effect.
       decoupled_weight_decay: :func:`adamw`'s decay (default ``False``).
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``torch.optim.Adam`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       https://docs.pytorch.org/docs/stable/generated/torch.optim.Adam.html
     """
-    _execution_options(foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused)
+    _execution_options(dict(foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused))
     b1, b2 = _betas(betas)
     _build.check_args(
         rate=("lr", lr),
@@ -317,9 +311,7 @@ def adam(
         eps=eps,
         eps_hat=False,
         amsgrad="raw" if amsgrad else None,
-        weight_decay=weight_decay,
-        decoupled=decoupled_weight_decay and not _build.is_zero(weight_decay),  # No decay: nothing to decouple.
-        maximize=maximize,
+        around=_around(weight_decay, maximize=maximize, decoupled=decoupled_weight_decay),
     )
 
 
@@ -348,13 +340,10 @@ def adamw(
       weight_decay: :math:`\lambda` (default ``1e-2``).
       amsgrad: divide by the running maximum of the raw :math:`v_t` (default ``False``).
       maximize: ascend instead of descend (default ``False``).
-      foreach: accepted, no effect.
-      capturable: accepted, no effect.
-      differentiable: accepted, no effect.
-      fused: accepted, no effect.
+      foreach, capturable, differentiable, fused: accepted, no effect (see the module docstring).
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``torch.optim.AdamW`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       Loshchilov & Hutter, *Decoupled Weight Decay Regularization*, ICLR 2019.
@@ -403,19 +392,17 @@ def nadam(
       weight_decay: :math:`\lambda`: coupled L2, or decoupled if ``decoupled_weight_decay`` (default ``0``).
       momentum_decay: :math:`\psi` (default ``4e-3``).
       decoupled_weight_decay: ``p <- p (1 - lr wd)`` instead of L2 (default ``False``).
-      foreach: accepted, no effect.
+      foreach, capturable, differentiable: accepted, no effect (see the module docstring).
       maximize: ascend instead of descend (default ``False``).
-      capturable: accepted, no effect.
-      differentiable: accepted, no effect.
 
     Returns:
-      An ``optax.GradientTransformationExtraArgs``.
+      ``torch.optim.NAdam`` as an ``optax.GradientTransformationExtraArgs``.
 
     References:
       Dozat, *Incorporating Nesterov Momentum into Adam*, ICLR 2016 workshop;
       https://docs.pytorch.org/docs/stable/generated/torch.optim.NAdam.html
     """
-    _execution_options(foreach=foreach, capturable=capturable, differentiable=differentiable)
+    _execution_options(dict(foreach=foreach, capturable=capturable, differentiable=differentiable))
     b1, b2 = _betas(betas)
     _build.check_args(
         rate=("lr", lr),
@@ -429,7 +416,5 @@ def nadam(
         b2=b2,
         eps=eps,
         momentum_decay=momentum_decay,
-        weight_decay=weight_decay,
-        decoupled=decoupled_weight_decay and not _build.is_zero(weight_decay),  # No decay: nothing to decouple.
-        maximize=maximize,
+        around=_around(weight_decay, maximize=maximize, decoupled=decoupled_weight_decay),
     )
