@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from tests.helpers import REGISTRY, jitted_step, nested_params
+from tests.helpers import REGISTRY, grad, jitted_step, nested_params
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
@@ -24,10 +24,6 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 def directory_name(name: str) -> str:
     """An entry's name as a checkpoint directory: ``torch.adam`` becomes ``torch_adam``."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)
-
-
-def _grad(params, t):
-    return jax.tree.map(lambda w: w - 1 + jnp.sin(3 * w) + jnp.asarray(t, w.dtype) / 10, params)
 
 
 def _steps(step, params, state, start, count):
@@ -41,7 +37,7 @@ def main(mode: str, directory: str, out: str) -> None:
     finals = {}
     for entry in REGISTRY:
         tx = entry()
-        step = jitted_step(tx, _grad)  # Compiled once per process: most of this worker's time.
+        step = jitted_step(tx, grad)  # Compiled once per process: most of this worker's time.
         path = f"{directory}/{directory_name(entry.name)}"
         if mode == "save":
             params = nested_params()

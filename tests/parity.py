@@ -20,6 +20,7 @@ import numpy as np
 import optax
 import pytest
 
+from adaptive_tx.compat import _build
 from tests.helpers import run_steps
 
 STEPS = 45
@@ -213,7 +214,10 @@ def build_factory(case: Case, **overrides: Any) -> Callable[[], optax.GradientTr
     kwargs = {**kwargs, **overrides}
     if case.schedule is not None:
         kwargs["learning_rate"] = case.schedule.optax()
-    return lambda: fn(**kwargs)
+    # The knobs a framework puts around the block travel to the builder as one _build.Around.
+    knobs = {f.name for f in dataclasses.fields(_build.Around)}
+    around = _build.Around(**{k: kwargs.pop(k) for k in list(kwargs) if k in knobs})
+    return lambda: fn(**kwargs, around=around)
 
 
 def assert_matches(case: Case, factory: Callable[[], optax.GradientTransformation]) -> None:

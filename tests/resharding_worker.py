@@ -33,7 +33,7 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 
 import adaptive_tx as atx  # noqa: E402
 from adaptive_tx.sharding import abstract_state, state_shardings  # noqa: E402
-from tests.helpers import REGISTRY  # noqa: E402
+from tests.helpers import REGISTRY, grad  # noqa: E402
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")  # The tests' setting (tests/conftest.py).
 
@@ -86,10 +86,6 @@ def initial_params(mesh):
     }
 
 
-def _grad(params, t):
-    return jax.tree.map(lambda w: jnp.sin(3 * w) - w / 2 + jnp.asarray(t, w.dtype) / 10, params)
-
-
 def train(step, params, state, start):
     """``STEPS`` steps of ``step`` from step ``start``."""
     for t in range(start, start + STEPS):
@@ -101,7 +97,7 @@ def stepper(tx, mesh, param_shardings, shardings):
     """A jitted training step that keeps params and state on their shardings, under ``mesh``."""
 
     def step(params, state, t):
-        updates, state = tx.update(_grad(params, t), state, params)
+        updates, state = tx.update(grad(params, t), state, params)
         return optax.apply_updates(params, updates), state
 
     jitted = jax.jit(step, out_shardings=(param_shardings, shardings))

@@ -21,7 +21,7 @@ from jax.sharding import AxisType, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
 import adaptive_tx as atx  # noqa: E402
-from tests.helpers import REGISTRY  # noqa: E402
+from tests.helpers import REGISTRY, grad  # noqa: E402
 
 SPECS = {"rows": P("model", None), "cols": P(None, "model"), "replicated": P(), "vector": P("data")}
 SHAPES = {"rows": (16, 4), "cols": (4, 16), "replicated": (3,), "vector": (8,)}
@@ -52,10 +52,6 @@ def _placement_problems(state, mesh, scalars_on_mesh=True):
     return problems
 
 
-def _grad(params):
-    return jax.tree.map(lambda w: w - 0.3, params)
-
-
 def check(entry):
     results = {}
     auto = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
@@ -68,7 +64,7 @@ def check(entry):
     results["init on ShapeDtypeStructs"] = _placement_problems(tx.init(abstract), auto)
 
     def step(params, state):
-        updates, state = tx.update(_grad(params), state, params)
+        updates, state = tx.update(grad(params, 0), state, params)
         return optax.apply_updates(params, updates), state
 
     donated = jax.jit(step, donate_argnums=(0, 1))

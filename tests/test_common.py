@@ -9,20 +9,25 @@ import optax
 import pytest
 
 from adaptive_tx.problems import PROBLEMS
-from tests.helpers import OPTIMIZERS, ROSENBROCK_STEPS, block_kwargs, nested_params, run_steps
+from tests.helpers import (
+    ROSENBROCK_STEPS,
+    block_kwargs,
+    grad,
+    nested_params,
+    on_parabola,
+    on_rosenbrock,
+    run_steps,
+    with_defaults,
+    with_scale_by,
+)
 
-cases = pytest.mark.parametrize("case", OPTIMIZERS, ids=str)
+optimizers = pytest.mark.parametrize("entry", with_defaults, ids=str)
 
 # jit fuses float32 operations differently from op-by-op dispatch (and scan from a loop of jitted steps);
 # such reorderings change results by a few float32 ulps per step, below 1e-6 relative after 10 steps.
 # The values here are O(1), so a coordinate passing near 0 carries an absolute error of a few ulps of
 # O(1) intermediates (~1e-7): hence the absolute floor too.
 REORDER = {"rtol": 1e-6, "atol": 1e-6}
-
-
-def _grad(params, t):
-    """The gradient of sum((w - 1)^2 / 2), shifted by (t + 1) / 10 so every step sees a new gradient."""
-    return jax.tree.map(lambda w: w - 1 + jnp.asarray(t + 1, w.dtype) / 10, params)
 
 
 def _scan(tx, params, grad_fn, steps):
@@ -49,22 +54,22 @@ def _unstack(tree, steps):
 # ----------------------------------------------------------------------------- convergence
 
 
-@cases
-def test_converges_on_parabola(case):
+@pytest.mark.parametrize("entry", on_parabola, ids=str)
+def test_converges_on_parabola(entry):
     # optax's alias-test parabola: sum((w - target)^2) from [-1, 10, 1].
     target = jnp.array([1.0, -1.0, 1.0])
-    grad = jax.grad(lambda w: jnp.sum((w - target) ** 2))
-    ws, _ = _scan(case.optimizer(**case.parabola), jnp.array([-1.0, 10.0, 1.0]), lambda w, t: grad(w), 2000)
+    parabola = jax.grad(lambda w: jnp.sum((w - target) ** 2))
+    ws, _ = _scan(entry.make(**entry.parabola), jnp.array([-1.0, 10.0, 1.0]), lambda w, t: parabola(w), 2000)
     # optax's tolerance for the same test.
     np.testing.assert_allclose(ws[-1], target, rtol=3e-2, atol=3e-2)
 
 
-@cases
-def test_converges_on_rosenbrock(case):
+@pytest.mark.parametrize("entry", on_rosenbrock, ids=str)
+def test_converges_on_rosenbrock(entry):
     problem = PROBLEMS["rosenbrock"]
-    grad = jax.grad(problem.fn)
-    tx = case.optimizer(**case.rosenbrock)
-    ws, _ = _scan(tx, jnp.asarray(problem.start), lambda w, t: grad(w), ROSENBROCK_STEPS)
+    rosenbrock = jax.grad(problem.fn)
+    tx = entry.make(**entry.rosenbrock)
+    ws, _ = _scan(tx, jnp.asarray(problem.start), lambda w, t: rosenbrock(w), ROSENBROCK_STEPS)
     # From (-1.2, 1) along the curved valley to (1, 1); optax's tolerance, 3e-2.
     np.testing.assert_allclose(ws[-1], jnp.asarray(problem.minima[0]), rtol=3e-2, atol=3e-2)
 
@@ -72,11 +77,11 @@ def test_converges_on_rosenbrock(case):
 # ----------------------------------------------------------------------------- jit, scan, tracing
 
 
-@cases
-def test_scan_equals_python_loop(case):
-    tx = case.optimizer(**case.unusual[0])
-    looped, loop_state = run_steps(tx, nested_params(), _grad, 10)
-    scanned, scan_state = _scan(tx, nested_params(), _grad, 10)
+@optimizers
+def test_scan_equals_python_loop(entry):
+    tx = entry()
+    looped, loop_state = run_steps(tx, nested_params(), grad, 10)
+    scanned, scan_state = _scan(tx, nested_params(), grad, 10)
     chex.assert_trees_all_close(looped, _unstack(scanned, 10), **REORDER)
     chex.assert_trees_all_close(loop_state, scan_state, **REORDER)
 
@@ -84,22 +89,21 @@ def test_scan_equals_python_loop(case):
 # ----------------------------------------------------------------------------- composition with Optax
 
 
-@cases
-def test_block_then_scale_equals_optimizer(case):
-    kwargs = case.unusual[0]
-    lr = kwargs["learning_rate"]
-    composed = optax.chain(case.block(**block_kwargs(kwargs)), optax.scale(-lr))
-    expected, _ = run_steps(case.optimizer(**kwargs), nested_params(), _grad, 10)
-    actual, _ = run_steps(composed, nested_params(), _grad, 10)
+@pytest.mark.parametrize("entry", with_scale_by, ids=str)
+def test_block_then_scale_equals_optimizer(entry):
+    lr = entry.kwargs["learning_rate"]
+    composed = optax.chain(entry.scale_by(**block_kwargs(entry.kwargs)), optax.scale(-lr))
+    expected, _ = run_steps(entry(), nested_params(), grad, 10)
+    actual, _ = run_steps(composed, nested_params(), grad, 10)
     chex.assert_trees_all_equal(actual, expected)  # The same operations: bit for bit.
 
 
-@cases
-def test_inject_hyperparams_changes_take_effect_without_retrace(case):
-    kwargs = case.unusual[0]
-    tx = optax.inject_hyperparams(case.optimizer)(**kwargs)
+@optimizers
+def test_inject_hyperparams_changes_take_effect_without_retrace(entry):
+    kwargs = entry.kwargs
+    tx = optax.inject_hyperparams(entry.make)(**kwargs)
     params = nested_params()
-    grads = _grad(params, 0)
+    grads = grad(params, 0)
     update = jax.jit(chex.assert_max_traces(n=1)(tx.update))
     state = tx.init(params)
     first, _ = update(grads, state, params)
@@ -109,16 +113,15 @@ def test_inject_hyperparams_changes_take_effect_without_retrace(case):
     chex.clear_trace_counter()
 
 
-@cases
-def test_learning_rate_schedule(case):
+@pytest.mark.parametrize("entry", with_scale_by, ids=str)
+def test_learning_rate_schedule(entry):
     schedule = optax.linear_schedule(0.1, 0.01, transition_steps=5)
-    kwargs = {**case.unusual[0], "learning_rate": schedule}
-    tx = case.optimizer(**kwargs)
-    block = case.block(**block_kwargs(kwargs))
+    tx = entry(learning_rate=schedule)
+    block = entry.scale_by(**block_kwargs(entry.kwargs))
     params = nested_params()
     state, block_state = tx.init(params), block.init(params)
     for t in range(8):
-        grads = _grad(params, t)
+        grads = grad(params, t)
         updates, state = jax.jit(tx.update)(grads, state, params)
         directions, block_state = jax.jit(block.update)(grads, block_state, params)
         expected = jax.tree.map(lambda d, t=t: -schedule(t) * d, directions)
@@ -132,15 +135,14 @@ def test_learning_rate_schedule(case):
 # ----------------------------------------------------------------------------- Optax wrappers
 
 
-@cases
-def test_masked_updates_only_the_mask(case):
-    kwargs = case.unusual[0]
+@optimizers
+def test_masked_updates_only_the_mask(entry):
     params = nested_params()
     mask = {"layer": {"w": True, "b": False}, "scalars": (False, True)}
-    tx = optax.masked(case.optimizer(**kwargs), mask)
-    grads = _grad(params, 0)
+    tx = optax.masked(entry(), mask)
+    grads = grad(params, 0)
     updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
-    plain = case.optimizer(**kwargs)
+    plain = entry()
     expected, _ = plain.update(grads, plain.init(params), params)
     chex.assert_trees_all_close(updates["layer"]["w"], expected["layer"]["w"], **REORDER)
     chex.assert_trees_all_close(updates["scalars"][1], expected["scalars"][1], **REORDER)
@@ -149,27 +151,26 @@ def test_masked_updates_only_the_mask(case):
     chex.assert_trees_all_equal(updates["scalars"][0], grads["scalars"][0])
 
 
-@cases
-def test_clip_by_global_norm_then_optimizer(case):
-    kwargs = case.unusual[0]
-    tx = optax.chain(optax.clip_by_global_norm(0.5), case.optimizer(**kwargs))
-    plain = case.optimizer(**kwargs)
+@optimizers
+def test_clip_by_global_norm_then_optimizer(entry):
+    tx = optax.chain(optax.clip_by_global_norm(0.5), entry())
+    plain = entry()
 
     def clipped(params, t):
-        g = _grad(params, t)
+        g = grad(params, t)
         norm = optax.tree.norm(g)
         return jax.tree.map(lambda x: x * jnp.minimum(1.0, 0.5 / norm), g)
 
-    actual, _ = run_steps(tx, nested_params(), _grad, 5)
+    actual, _ = run_steps(tx, nested_params(), grad, 5)
     expected, _ = run_steps(plain, nested_params(), clipped, 5)
     chex.assert_trees_all_close(actual, expected, **REORDER)
 
 
-@cases
+@optimizers
 @pytest.mark.parametrize("bad", [jnp.nan, jnp.inf], ids=["nan", "inf"])
-def test_non_finite_gradients_propagate(case, bad):
+def test_non_finite_gradients_propagate(entry, bad):
     # So that optax.apply_if_finite (and the user) can see them: no silent zero step.
-    tx = case.optimizer(**case.defaults)
+    tx = entry.make(**entry.defaults)
     params = {"w": jnp.ones(3)}
     state = tx.update({"w": jnp.ones(3)}, tx.init(params), params)[1]
     updates, _ = jax.jit(tx.update)({"w": jnp.array([1.0, bad, 1.0])}, state, params)
@@ -178,9 +179,9 @@ def test_non_finite_gradients_propagate(case, bad):
     assert np.all(np.isfinite(u[[0, 2]]))
 
 
-@cases
-def test_zero_gradient_with_zero_eps_gives_a_zero_step_not_nan(case):
-    tx = case.optimizer(**case.defaults, **case.without_eps)
+@optimizers
+def test_zero_gradient_with_zero_eps_gives_a_zero_step_not_nan(entry):
+    tx = entry.make(**{**entry.defaults, **entry.zero_eps})
     params = jnp.zeros(3)
     updates, _ = jax.jit(tx.update)(jnp.zeros(3), tx.init(params), params)
     np.testing.assert_array_equal(updates, 0.0)

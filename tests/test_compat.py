@@ -175,20 +175,35 @@ def test_keras_unsupported_option_raises_when_injected_and_traced():
 
 def test_lr_in_buffer_without_momentum_raises():
     with pytest.raises(ValueError, match="lr_in_buffer"):
-        _build._compose(None, 0.1, lr_in_buffer=True)
+        _build._compose(None, 0.1, around=_build.Around(lr_in_buffer=True))
     with pytest.raises(ValueError, match="lr_in_buffer"):
-        _build.sgd(0.1, momentum=0.0, dampening=0.0, nesterov=False, first_step_undampened=False, lr_in_buffer=True)
+        _build.sgd(
+            0.1,
+            momentum=0.0,
+            dampening=0.0,
+            nesterov=False,
+            first_step_undampened=False,
+            around=_build.Around(lr_in_buffer=True),
+        )
     with pytest.raises(ValueError, match="lr_in_buffer"):
-        _build.rmsprop(0.1, decay=0.9, eps=1e-7, eps_in_sqrt=True, centered=False, momentum=0, lr_in_buffer=True)
+        _build.rmsprop(
+            0.1,
+            decay=0.9,
+            eps=1e-7,
+            eps_in_sqrt=True,
+            centered=False,
+            momentum=0,
+            around=_build.Around(lr_in_buffer=True),
+        )
 
 
 def test_decoupled_without_weight_decay_raises():
     with pytest.raises(ValueError, match="decoupled"):
-        _build._compose(None, 0.1, decoupled=True)
+        _build._compose(None, 0.1, around=_build.Around(decoupled=True))
     with pytest.raises(ValueError, match="decoupled"):
-        _build._compose(None, 0.1, weight_decay=0, decoupled=True)
+        _build._compose(None, 0.1, around=_build.Around(weight_decay=0, decoupled=True))
     with pytest.raises(ValueError, match="decoupled"):
-        _build.adam(0.1, b1=0.9, b2=0.999, eps=1e-8, eps_hat=False, amsgrad=None, decoupled=True)
+        _build.adam(0.1, b1=0.9, b2=0.999, eps=1e-8, eps_hat=False, amsgrad=None, around=_build.Around(decoupled=True))
 
 
 def _first_update(tx: optax.GradientTransformation, g: np.ndarray, p: np.ndarray) -> np.ndarray:

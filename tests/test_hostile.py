@@ -9,9 +9,9 @@ import optax
 import pytest
 
 import adaptive_tx as atx
-from tests.helpers import OPTIMIZERS, nested_params, scan_steps
+from tests.helpers import nested_params, scan_steps, with_defaults
 
-cases = pytest.mark.parametrize("case", OPTIMIZERS, ids=str)
+optimizers = pytest.mark.parametrize("entry", with_defaults, ids=str)
 LOW = [jnp.float16, jnp.bfloat16]
 low = pytest.mark.parametrize("dtype", LOW, ids=lambda d: jnp.dtype(d).name)
 
@@ -23,7 +23,7 @@ def _typeof(tree):
 # ----------------------------------------------------------------------------- clear errors
 
 
-@cases
+@optimizers
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -37,18 +37,18 @@ def _typeof(tree):
     ],
     ids=["missing", "extra", "shape", "structure"],
 )
-def test_gradients_unlike_the_state_raise_naming_the_leaf(case, mutate, message):
-    tx = case.optimizer(**case.defaults)
+def test_gradients_unlike_the_state_raise_naming_the_leaf(entry, mutate, message):
+    tx = entry.make(**entry.defaults)
     params = nested_params()
     state = tx.init(params)
     with pytest.raises(ValueError, match=message):
         jax.jit(tx.update)(mutate(params), state, params)
 
 
-@cases
+@optimizers
 @pytest.mark.parametrize("dtype", [jnp.int32, jnp.bool_], ids=["int32", "bool"])
-def test_non_float_gradients_raise_type_error_naming_the_leaf(case, dtype):
-    tx = case.optimizer(**case.defaults)
+def test_non_float_gradients_raise_type_error_naming_the_leaf(entry, dtype):
+    tx = entry.make(**entry.defaults)
     params = nested_params()
     grads = {**params, "layer": {**params["layer"], "b": jnp.ones(2, dtype)}}
     with pytest.raises(TypeError, match=r"gradient leaf \['layer'\]\['b'\] has dtype"):
@@ -80,13 +80,13 @@ def test_a_refused_step_leaves_the_state_usable():
 # ----------------------------------------------------------------------------- low precision
 
 
-@cases
+@optimizers
 @low
 @pytest.mark.parametrize("scale", [0.0, 1e-7, 1e-30], ids=["zero", "tiny", "underflow"])
-def test_zero_and_tiny_low_precision_gradients_give_the_float32_steps(case, dtype, scale):
+def test_zero_and_tiny_low_precision_gradients_give_the_float32_steps(entry, dtype, scale):
     # Optax's GitHub issues #1754, #1784, #1789: eps = 1e-8 underflows to 0 in float16, and 0/0 gave NaN. Here the
     # low-precision run must give what the same (rounded) gradients give in float32: zero for zero.
-    tx = case.optimizer(**case.defaults)
+    tx = entry.make(**entry.defaults)
     params = nested_params(dtype)
     state, state32 = tx.init(params), tx.init(jax.tree.map(lambda p: p.astype(jnp.float32), params))
     update = jax.jit(tx.update)
@@ -106,24 +106,31 @@ def test_zero_and_tiny_low_precision_gradients_give_the_float32_steps(case, dtyp
                 np.testing.assert_allclose(u, e, rtol=2**-7, atol=0)
 
 
+BF16, F32 = jnp.bfloat16, jnp.float32
+# (block, kwargs, the state's dtypes, the updates' dtype) for bfloat16 gradients and no params: the updates
+# come in the wider of the gradients' dtype and the dtypes of the first moments and of explicit dtype
+# arguments; a squared accumulator at its float32 default stays inside.
 BLOCK_DTYPES = [
-    (atx.scale_by_adagrad, {}, {"sum_of_squares": jnp.float32}),
-    (atx.scale_by_adagrad, {"accumulator_dtype": jnp.bfloat16}, {"sum_of_squares": jnp.bfloat16}),
-    (atx.scale_by_rms, {"centered": True}, {"nu": jnp.float32, "mu": jnp.bfloat16}),
-    (atx.scale_by_rms, {"accumulator_dtype": jnp.float32, "centered": True}, {"nu": jnp.float32, "mu": jnp.float32}),
-    (atx.scale_by_adadelta, {}, {"e_g": jnp.float32, "e_x": jnp.float32}),
-    (atx.scale_by_adadelta, {"accumulator_dtype": jnp.bfloat16}, {"e_g": jnp.bfloat16, "e_x": jnp.bfloat16}),
-    (atx.scale_by_momentum, {}, {"trace": jnp.bfloat16}),
-    (atx.scale_by_momentum, {"accumulator_dtype": jnp.float32}, {"trace": jnp.float32}),
-    (atx.scale_by_adam, {}, {"mu": jnp.bfloat16, "nu": jnp.float32}),
-    (atx.scale_by_adam, {"mu_dtype": jnp.float32, "nu_dtype": jnp.bfloat16}, {"mu": jnp.float32, "nu": jnp.bfloat16}),
-    (atx.scale_by_nadam, {}, {"mu": jnp.bfloat16, "nu": jnp.float32}),
-    (atx.scale_by_adam, {"amsgrad": "raw"}, {"mu": jnp.bfloat16, "nu": jnp.float32, "nu_max": jnp.float32}),
+    (atx.scale_by_adagrad, {}, {"sum_of_squares": F32}, BF16),
+    (atx.scale_by_adagrad, {"accumulator_dtype": BF16}, {"sum_of_squares": BF16}, BF16),
+    (atx.scale_by_rms, {"centered": True}, {"nu": F32, "mu": BF16}, BF16),
+    (atx.scale_by_rms, {"accumulator_dtype": F32, "centered": True}, {"nu": F32, "mu": F32}, F32),
+    (atx.scale_by_adadelta, {}, {"e_g": F32, "e_x": F32}, BF16),
+    (atx.scale_by_adadelta, {"accumulator_dtype": BF16}, {"e_g": BF16, "e_x": BF16}, BF16),
+    (atx.scale_by_momentum, {}, {"trace": BF16}, BF16),
+    (atx.scale_by_momentum, {"accumulator_dtype": F32}, {"trace": F32}, F32),
+    (atx.scale_by_adam, {}, {"mu": BF16, "nu": F32}, BF16),
+    (atx.scale_by_adam, {"mu_dtype": F32, "nu_dtype": BF16}, {"mu": F32, "nu": BF16}, F32),
+    (atx.scale_by_adam, {"nu_dtype": F32}, {"mu": BF16, "nu": F32}, F32),
+    (atx.scale_by_nadam, {}, {"mu": BF16, "nu": F32}, BF16),
+    (atx.scale_by_adam, {"amsgrad": "raw"}, {"mu": BF16, "nu": F32, "nu_max": F32}, BF16),
 ]
 
 
-@pytest.mark.parametrize(("block", "kwargs", "expected"), BLOCK_DTYPES, ids=lambda x: getattr(x, "__name__", None))
-def test_state_dtype_is_a_choice_and_persists(block, kwargs, expected):
+@pytest.mark.parametrize(
+    ("block", "kwargs", "expected", "updates_dtype"), BLOCK_DTYPES, ids=lambda x: getattr(x, "__name__", None)
+)
+def test_state_dtype_is_a_choice_and_persists(block, kwargs, expected, updates_dtype):
     # Squared accumulators default to float32 for bfloat16 params (Optax's GitHub issue #1552); first moments keep the
     # params' dtype; an explicit dtype wins either way, and persists across steps.
     tx = block(**kwargs)
@@ -133,14 +140,13 @@ def test_state_dtype_is_a_choice_and_persists(block, kwargs, expected):
         for field, dtype in expected.items():
             assert {leaf.dtype for leaf in jax.tree.leaves(getattr(state, field))} == {jnp.dtype(dtype)}, field
         updates, state = jax.jit(tx.update)(params, state)
-        # The direction: the wider of the gradient's (bfloat16) and the leaf's state dtypes.
-        wide = jnp.float32 if jnp.dtype(jnp.float32) in {jnp.dtype(d) for d in expected.values()} else jnp.bfloat16
-        assert {leaf.dtype for leaf in jax.tree.leaves(updates)} == {jnp.dtype(wide)}
+        assert {leaf.dtype for leaf in jax.tree.leaves(updates)} == {jnp.dtype(updates_dtype)}
 
 
 @pytest.mark.parametrize("block", [atx.scale_by_adagrad, atx.scale_by_rms, atx.scale_by_momentum])
 def test_bad_state_dtype_raises(block):
-    with pytest.raises(TypeError, match=r"^accumulator_dtype must be None or a floating-point dtype, got"):
+    message = r"^accumulator_dtype must be None or a floating-point dtype \(real or complex\), got"
+    with pytest.raises(TypeError, match=message):
         block(accumulator_dtype=jnp.int32)
     with pytest.raises(TypeError, match="accumulator_dtype"):
         block(accumulator_dtype="no_such_dtype")
@@ -164,12 +170,12 @@ def test_float32_moments_track_bf16_params_better():
 # ----------------------------------------------------------------------------- mixed precision, faults
 
 
-@cases
+@optimizers
 @pytest.mark.parametrize("param_dtype", [jnp.float32, jnp.float16, jnp.bfloat16], ids=lambda d: jnp.dtype(d).name)
 @pytest.mark.parametrize("grad_dtype", [jnp.float32, jnp.float16, jnp.bfloat16], ids=lambda d: jnp.dtype(d).name)
-def test_multi_steps_with_mixed_precision(case, param_dtype, grad_dtype):
+def test_multi_steps_with_mixed_precision(entry, param_dtype, grad_dtype):
     # Optax's GitHub issues #377 and #1038: MultiSteps' lax.cond needs the inner updates in the gradients' dtype.
-    tx = optax.MultiSteps(case.optimizer(**case.defaults), every_k_schedule=2)
+    tx = optax.MultiSteps(entry.make(**entry.defaults), every_k_schedule=2)
     params = nested_params(param_dtype)
     state = tx.init(params)
     grads = jax.tree.map(lambda p: (p - 1).astype(grad_dtype), params)
@@ -184,9 +190,9 @@ def test_multi_steps_with_mixed_precision(case, param_dtype, grad_dtype):
     assert _typeof(params) == _typeof(nested_params(param_dtype))
 
 
-@cases
-def test_saturated_counter_stays_finite(case):
-    tx = case.optimizer(**case.defaults)
+@optimizers
+def test_saturated_counter_stays_finite(entry):
+    tx = entry.make(**entry.defaults)
     params = nested_params()
     state = jax.tree.map(
         lambda x: jnp.asarray(jnp.iinfo(jnp.int32).max, jnp.int32) if x.dtype == jnp.int32 else x, tx.init(params)

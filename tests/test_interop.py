@@ -49,7 +49,7 @@ import optax
 import pytest
 
 import adaptive_tx as atx
-from tests.helpers import jitted_step, max_relative_error, nested_params
+from tests.helpers import grad, jitted_step, max_relative_error, nested_params
 from tests.parity import require
 
 
@@ -88,14 +88,10 @@ pairs = pytest.mark.parametrize(
 RTOL = 1e-12
 
 
-def _grad(params, t):
-    return jax.tree.map(lambda w: 2 * w - 1 + jnp.sin(3 * w) + jnp.asarray(t, w.dtype) / 7, params)
-
-
 @functools.cache
 def _stepper(tx):
     """One jitted step of ``tx``, compiled once for all of a test's runs."""
-    return jitted_step(tx, _grad)
+    return jitted_step(tx, grad)
 
 
 def _train(tx, params, state, start, steps):

@@ -8,12 +8,7 @@ import optax
 import pytest
 
 import adaptive_tx as atx
-from tests.helpers import max_relative_error, nested_params, run_steps
-
-
-def _grad(params, t):
-    return jax.tree.map(lambda w: 2 * w - 1 + jnp.asarray(t, w.dtype) / 7, params)
-
+from tests.helpers import grad, max_relative_error, nested_params, run_steps
 
 PAIRS = [
     ("adam", lambda: atx.adam(0.05), lambda: optax.adam(0.05)),
@@ -83,9 +78,9 @@ PAIRS = [
 def test_matches_optax(ours, theirs):
     with jax.enable_x64(True):
         params = nested_params(jnp.float64)
-        actual, _ = run_steps(ours(), params, _grad, 30)
+        actual, _ = run_steps(ours(), params, grad, 30)
         with jax.numpy_dtype_promotion("standard"):  # optax.adam computes decay**count as float ** int32.
-            expected, _ = run_steps(theirs(), params, _grad, 30)
+            expected, _ = run_steps(theirs(), params, grad, 30)
     # The same equations in float64, in a different operation order: ~1e-15 per step.
     assert max_relative_error(actual[-1], jax.tree.map(np.asarray, expected[-1])) < 1e-12
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.helpers import OPTIMIZERS, max_relative_error, nested_params, oracle_run, run_steps
+from tests.helpers import max_relative_error, nested_params, oracle_run, run_steps, with_oracle
 
 STEPS = 50
 
@@ -32,10 +32,13 @@ def _gradient_fns(params):
 
 
 def _variants():
-    for case in OPTIMIZERS:
-        yield pytest.param(case, case.defaults, id=f"{case.name}-defaults")
-        for i, kwargs in enumerate(case.unusual):
-            yield pytest.param(case, kwargs, id=f"{case.name}-unusual{i}")
+    """Each entry with an oracle: at its defaults (where it has them), its kwargs and each of its variants."""
+    for entry in with_oracle:
+        if entry.defaults is not None:
+            yield pytest.param(entry, entry.defaults, id=f"{entry.name}-defaults")
+        yield pytest.param(entry, entry.kwargs, id=entry.name)
+        for i, kwargs in enumerate(entry.variants):
+            yield pytest.param(entry, kwargs, id=f"{entry.name}-variant{i}")
 
 
 def _params(dtype):
@@ -52,13 +55,13 @@ def _params(dtype):
 
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.complex128], ids=["float64", "complex128"])
-@pytest.mark.parametrize(("case", "kwargs"), list(_variants()))
-def test_matches_float64_oracle(case, kwargs, dtype):
+@pytest.mark.parametrize(("entry", "kwargs"), list(_variants()))
+def test_matches_float64_oracle(entry, kwargs, dtype):
     with jax.enable_x64(True):
         params = _params(dtype)
         grad_jax, grad_np = _gradient_fns(params)
-        trajectory, _ = run_steps(case.optimizer(**kwargs), params, grad_jax, STEPS)
-        expected = oracle_run(case, kwargs, params, grad_np, STEPS)
+        trajectory, _ = run_steps(entry.make(**kwargs), params, grad_jax, STEPS)
+        expected = oracle_run(entry.oracle, kwargs, params, grad_np, STEPS)
     assert all(leaf.dtype == dtype for leaf in jax.tree.leaves(trajectory[-1]))
     # Both sides run the same float64 arithmetic in a different order (fused, one root instead of two for
     # Adadelta): differences are a few ulps per step, ~1e-14 after 50 steps. 1e-10 leaves room for that

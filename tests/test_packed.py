@@ -5,6 +5,7 @@ The registry (tests/helpers.py) runs ``packed-adam`` and ``packed-scale_by_rms``
 optimizers on a tree of mixed dtypes, composition, donation, the state's layout and the errors.
 """
 
+import re
 import warnings
 
 import chex
@@ -15,7 +16,7 @@ import optax
 import pytest
 
 import adaptive_tx as atx
-from tests.helpers import OPTIMIZERS
+from tests.helpers import grad, with_defaults
 
 # The same float32 operations on the same values, only in one loop instead of one per leaf; XLA may still
 # fuse the two programs differently (an FMA here or there), a few ulps after 5 steps: below 1e-6 relative.
@@ -52,10 +53,6 @@ def _mixed_params():
     }
 
 
-def _grad(params, t):
-    return jax.tree.map(lambda w: w - jnp.sin(3 * w) + jnp.asarray(t + 1, w.dtype) / 10, params)
-
-
 def _apply(params, updates):
     """``optax.apply_updates`` with its one rounding into the params' dtype made explicit (strict promotion)."""
     return jax.tree.map(lambda p, u: (p.astype(u.dtype) + u).astype(p.dtype), params, updates)
@@ -72,18 +69,18 @@ def _trajectory(tx, params, steps=5):
     for t in range(steps):
         # Gradients computed outside the step: fused into it, XLA may round their bfloat16 intermediates
         # differently in the two programs, and the optimizers would see different inputs.
-        params, state, updates = step(params, state, _grad(params, t))
+        params, state, updates = step(params, state, grad(params, t))
         out.append((params, updates))
     return out
 
 
-@pytest.mark.parametrize("case", OPTIMIZERS, ids=str)
-@pytest.mark.parametrize("kwargs", ["defaults", "unusual"])
-def test_equals_the_unpacked_optimizer_on_mixed_dtypes(case, kwargs):
-    hyperparameters = case.defaults if kwargs == "defaults" else case.unusual[0]
+@pytest.mark.parametrize("entry", with_defaults, ids=str)
+@pytest.mark.parametrize("kwargs", ["defaults", "kwargs"])
+def test_equals_the_unpacked_optimizer_on_mixed_dtypes(entry, kwargs):
+    hyperparameters = entry.defaults if kwargs == "defaults" else entry.kwargs
     params = _mixed_params()
-    expected = _trajectory(case.optimizer(**hyperparameters), params)
-    actual = _trajectory(atx.packed(case.optimizer(**hyperparameters)), params)
+    expected = _trajectory(entry.make(**hyperparameters), params)
+    actual = _trajectory(atx.packed(entry.make(**hyperparameters)), params)
     for step, step_ref in zip(actual, expected, strict=True):
         _assert_same(step, step_ref)
 
@@ -115,7 +112,7 @@ def test_hyperparameters_injected_into_the_inner_transformation():
     tx = atx.packed(inner)
     state = tx.init(params)
     state.inner_state.hyperparams["learning_rate"] = jnp.asarray(0.02, jnp.float32)
-    grads = _grad(params, 0)
+    grads = grad(params, 0)
     updates, _ = jax.jit(tx.update)(grads, state, params)
     expected, _ = atx.adam(0.02, b2=0.999).update(grads, atx.adam(0.02, b2=0.999).init(params), params)
     _assert_same(updates, expected)
@@ -126,7 +123,7 @@ def test_donated_step_without_warnings():
     tx = atx.packed(atx.adam(0.1))
 
     def step(params, state):
-        updates, state = tx.update(_grad(params, 0), state, params)
+        updates, state = tx.update(grad(params, 0), state, params)
         return _apply(params, updates), state
 
     donated = jax.jit(step, donate_argnums=(0, 1))
@@ -147,8 +144,8 @@ def test_keeps_the_kind_of_the_transformation():
     assert not isinstance(atx.packed(plain), optax.GradientTransformationExtraArgs)
     assert isinstance(atx.packed(atx.adam(0.1)), optax.GradientTransformationExtraArgs)
     params = _mixed_params()
-    updates, _ = atx.packed(plain).update(_grad(params, 0), atx.packed(plain).init(params))
-    chex.assert_trees_all_close(updates, jax.tree.map(lambda g: 2 * g, _grad(params, 0)), rtol=0)
+    updates, _ = atx.packed(plain).update(grad(params, 0), atx.packed(plain).init(params))
+    chex.assert_trees_all_close(updates, jax.tree.map(lambda g: 2 * g, grad(params, 0)), rtol=0)
     with pytest.raises(TypeError, match="packed wraps an optax.GradientTransformation"):
         atx.packed(atx.adam)  # type: ignore[arg-type]
 
@@ -157,8 +154,8 @@ def test_structure_dependent_transformations_differ_packed():
     # As documented: a per-leaf norm sees one leaf per dtype when packed, so it clips differently.
     params = _mixed_params()
     tx = optax.chain(optax.clip_by_block_rms(0.1), optax.scale(-1.0))
-    packed, _ = atx.packed(tx).update(_grad(params, 0), atx.packed(tx).init(params))
-    unpacked, _ = tx.update(_grad(params, 0), tx.init(params))
+    packed, _ = atx.packed(tx).update(grad(params, 0), atx.packed(tx).init(params))
+    unpacked, _ = tx.update(grad(params, 0), tx.init(params))
     with pytest.raises(AssertionError):
         chex.assert_trees_all_close(packed, unpacked, **SAME)
 
@@ -167,7 +164,7 @@ def test_a_gradient_tree_unlike_the_params_names_the_leaf():
     params = _mixed_params()
     tx = atx.packed(atx.adam(0.1))
     state = tx.init(params)
-    grads = _grad(params, 0)
+    grads = grad(params, 0)
     missing = {**grads, "encoder": {k: v for k, v in grads["encoder"].items() if k != "norm"}}
     with pytest.raises(ValueError, match=r"\['encoder'\]\['norm'\] is missing"):
         tx.update(missing, state, params)
@@ -188,3 +185,167 @@ def test_empty_trees_and_placeholders_pass_through():
     state = tx.init(params)
     mapped = optax.tree_utils.tree_map_params(tx, lambda x: 2 * x, state)
     chex.assert_trees_all_equal(mapped.inner_state[0].mu, jax.tree.map(lambda x: 2 * x, state.inner_state[0].mu))
+
+
+def _shifted(params):
+    """Gradients placed like the params (elementwise, so a sharded leaf's stay sharded)."""
+    return jax.tree.map(lambda w: w - jnp.asarray(0.3, w.dtype), params)
+
+
+def test_integer_params_leaves_are_refused_by_name():
+    # Checked on the user's tree before packing: the error names the leaf, not an "int32" dtype group.
+    params = {"layer": {"w": jnp.ones((2, 3)), "step": jnp.zeros((), jnp.int32)}, "mask": jnp.ones(3, bool)}
+    tx = atx.packed(atx.adam(0.1))
+    with pytest.raises(TypeError, match=r"params leaf \['layer'\]\['step'\] has dtype int32"):
+        tx.init(params)
+    with pytest.raises(TypeError, match=r"params leaf \['layer'\]\['step'\] has dtype int32"):
+        jax.jit(tx.init)(params)
+    floats = {"layer": {"w": params["layer"]["w"]}}
+    state = tx.init(floats)
+    grads = {"layer": {"w": jnp.ones((2, 3))}}
+    with pytest.raises(TypeError, match=r"params leaf \['mask'\] has dtype bool"):
+        tx.update(grads, state, {"layer": {"w": jnp.ones((2, 3))}, "mask": params["mask"]})
+
+
+def test_one_device_adds_no_sharding_inspection():
+    # One device: nothing can be split, so the jitted step carries no inspection (no JAX effect, which
+    # would take it off the C++ dispatch path). Several devices: tests/test_packed.py's worker below.
+    assert jax.device_count() == 1
+    params = _mixed_params()
+    tx = atx.packed(atx.adam(0.1))
+    jaxpr = jax.make_jaxpr(lambda p, s: tx.update(_shifted(p), s, p))(params, tx.init(params))
+    assert not jaxpr.effects
+    assert "inspect_sharding" not in str(jax.make_jaxpr(tx.init)(params))
+
+
+# --------------------------------------------------------------------------- several devices (a worker process)
+
+SHARDED_LEAF = r"\['dense'\]\['w'\]"
+MODES = [f"{axes}, {mode}" for axes in ("Auto", "Explicit") for mode in ("eager", "jit")]
+CALLS = {"init": "param", "update with params": "param", "update without params": "gradient"}
+
+
+def _mesh_params(mesh, spec):
+    """A (8, 16) float32 leaf placed by ``spec`` on the 2 x 4 mesh, a replicated vector and bfloat16 scalar."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    def put(x, leaf_spec):
+        return jax.device_put(x, NamedSharding(mesh, leaf_spec))
+
+    w = jnp.linspace(-1.0, 1.0, 128, dtype=jnp.float32).reshape(8, 16)
+    b = jnp.linspace(0.5, -0.5, 16, dtype=jnp.float32)
+    return {"dense": {"w": put(w, spec), "b": put(b, P())}, "scale": put(jnp.asarray(0.75, jnp.bfloat16), P())}
+
+
+def _mesh_checks(mesh, axes):
+    """Sharded params through every call, eagerly and jitted (as arguments), and replicated ones stepped."""
+    from jax.sharding import PartitionSpec as P
+
+    from adaptive_tx import _packed
+
+    report = {}
+    sharded, replicated = _mesh_params(mesh, P("x", "y")), _mesh_params(mesh, P())
+    tx = atx.packed(atx.adam(0.1))
+    state = tx.init(replicated)
+    calls = {
+        "init": (tx.init, (sharded,)),
+        "update with params": (tx.update, (_shifted(replicated), state, sharded)),
+        "update without params": (tx.update, (_shifted(sharded), state)),
+    }
+    for mode in ("eager", "jit"):
+        for call, (f, args) in calls.items():
+            try:
+                jax.block_until_ready(f(*args) if mode == "eager" else jax.jit(f)(*args))
+                report[f"{axes}, {mode}, {call}"] = "accepted"
+            except Exception as error:  # noqa: BLE001 (the test reads the type and the message).
+                report[f"{axes}, {mode}, {call}"] = f"{type(error).__name__}: {error}"
+
+    # Replicated params: the packed trajectory, the unpacked one, and the packed step's compiled text with
+    # and without the check (source locations aside).
+    for name, which in [("packed", tx), ("unpacked", atx.adam(0.1))]:
+        report[f"{axes}, replicated, {name}"] = [
+            [[np.asarray(x, np.float64).tolist(), str(x.dtype)] for x in jax.tree.leaves(step)]
+            for step in _trajectory(which, replicated, steps=3)
+        ]
+
+    def step(params, state):
+        updates, state = tx.update(_shifted(params), state, params)
+        return _apply(params, updates), state
+
+    def compiled():
+        text = jax.jit(step).lower(replicated, state).compile().as_text()
+        return [re.sub(r", metadata=\{[^}]*\}", "", x) for x in text.splitlines()[1:] if "_id=" not in x]
+
+    report[f"{axes}, inspects"] = "inspect_sharding" in str(jax.make_jaxpr(step)(replicated, state))
+    checked = compiled()
+    original, _packed._check_unsharded = _packed._check_unsharded, lambda tree, what: None
+    try:
+        report[f"{axes}, compiled step unchanged"] = checked == compiled()
+    finally:
+        _packed._check_unsharded = original
+    return report
+
+
+def _worker(out):
+    """Run in a fresh process with 8 simulated CPU devices (``python -m tests.test_packed OUT.json``)."""
+    import json
+
+    assert jax.device_count() == 8, jax.devices()
+    from jax.sharding import AxisType
+
+    report = _mesh_checks(jax.make_mesh((2, 4), ("x", "y"), axis_types=(AxisType.Auto,) * 2), "Auto")
+    explicit = jax.make_mesh((2, 4), ("x", "y"), axis_types=(AxisType.Explicit,) * 2)
+    with jax.set_mesh(explicit):  # Explicit axes as they are meant to be used: the mesh set for the trace.
+        report |= _mesh_checks(explicit, "Explicit")
+    with open(out, "w") as f:
+        json.dump(report, f)
+
+
+@pytest.fixture(scope="module")
+def mesh_report(tmp_path_factory):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("packed") / "report.json"
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"}
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "tests.test_packed", str(out)], cwd=root, env=env, check=True)
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("call", CALLS)
+@pytest.mark.parametrize("mode", MODES)
+def test_sharded_params_are_refused_naming_the_leaf(mesh_report, mode, call):
+    result = mesh_report[f"{mode}, {call}"]
+    # Auto axes under jit: the split is known only when XLA compiles, and the refusal raised then reaches the
+    # caller as a JaxRuntimeError carrying the message; everywhere else it is the ValueError itself.
+    kind = "JaxRuntimeError" if mode == "Auto, jit" else "ValueError"
+    assert result.startswith(f"{kind}: "), result[:300]
+    assert re.search(f"atx.packed: {CALLS[call]} leaf {SHARDED_LEAF} is sharded over several devices", result)
+    assert "Use the unpacked transformation" in result and "state_shardings" in result
+
+
+@pytest.mark.parametrize("axes", ["Auto", "Explicit"])
+def test_replicated_params_on_a_mesh_give_the_unpacked_numbers(mesh_report, axes):
+    def arrays(steps):
+        return [[np.asarray(v, jnp.dtype(d)) for v, d in step] for step in steps]
+
+    actual = arrays(mesh_report[f"{axes}, replicated, packed"])
+    expected = arrays(mesh_report[f"{axes}, replicated, unpacked"])
+    assert len(actual) == len(expected) == 3
+    for step, step_ref in zip(actual, expected, strict=True):
+        _assert_same(step, step_ref)
+    # The packed step compiles to the same program with and without the check; the type tells Explicit axes
+    # apart, so only Auto axes are inspected (at compile time).
+    assert mesh_report[f"{axes}, compiled step unchanged"]
+    assert mesh_report[f"{axes}, inspects"] == (axes == "Auto")
+
+
+if __name__ == "__main__":
+    import sys
+
+    _worker(*sys.argv[1:])

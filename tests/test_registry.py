@@ -17,17 +17,12 @@ import numpy as np
 import optax
 import pytest
 
-from tests.helpers import REGISTRY, nested_params, numeric_kwargs, registry
+from tests.helpers import REGISTRY, grad, nested_params, numeric_kwargs, registry
 
 # jit fuses float32 operations differently from op-by-op dispatch; such reorderings change results by a
 # few float32 ulps per step, below 1e-6 relative after 10 steps. Values are O(1), so a coordinate passing
 # near 0 carries an absolute error of a few ulps of O(1) intermediates (~1e-7): hence the absolute floor.
 REORDER = {"rtol": 1e-6, "atol": 1e-6}
-
-
-def _grad(params, t):
-    """The gradient of sum((w - 1)^2 / 2), shifted by (t + 1) / 10 so every step sees a new gradient."""
-    return jax.tree.map(lambda w: w - 1 + jnp.asarray(t + 1, w.dtype) / 10, params)
 
 
 def _run(tx, params, grads, update=None):
@@ -42,7 +37,7 @@ def _run(tx, params, grads, update=None):
 
 
 def _grads(params, steps):
-    return [_grad(params, t) for t in range(steps)]
+    return [grad(params, t) for t in range(steps)]
 
 
 def _typeof(tree):
@@ -81,7 +76,7 @@ def test_no_retrace_on_later_steps(entry):
     @jax.jit
     @chex.assert_max_traces(n=1)
     def step(params, state):
-        updates, state = tx.update(_grad(params, 0), state, params)
+        updates, state = tx.update(grad(params, 0), state, params)
         return optax.apply_updates(params, updates), state
 
     params = nested_params()
@@ -96,8 +91,8 @@ def test_accepts_and_ignores_extra_args(entry):
     tx = entry()
     assert isinstance(tx, optax.GradientTransformationExtraArgs)
     params = nested_params()
-    expected, _ = tx.update(_grad(params, 0), tx.init(params), params)
-    actual, _ = tx.update(_grad(params, 0), tx.init(params), params, unexpected_extra_arg=1)
+    expected, _ = tx.update(grad(params, 0), tx.init(params), params)
+    actual, _ = tx.update(grad(params, 0), tx.init(params), params, unexpected_extra_arg=1)
     chex.assert_trees_all_equal(actual, expected)
 
 
@@ -140,13 +135,13 @@ def test_apply_if_finite_skips_a_nan_step_and_keeps_the_state_bit_identical(entr
     tx = optax.apply_if_finite(entry(), max_consecutive_errors=3)
     params = nested_params()
     update = jax.jit(tx.update)
-    state1 = update(_grad(params, 0), tx.init(params), params)[1]
-    bad = jax.tree.map(lambda g: g.at[...].set(jnp.nan) if g.ndim == 0 else g.at[0].set(jnp.nan), _grad(params, 1))
+    state1 = update(grad(params, 0), tx.init(params), params)[1]
+    bad = jax.tree.map(lambda g: g.at[...].set(jnp.nan) if g.ndim == 0 else g.at[0].set(jnp.nan), grad(params, 1))
     updates, state2 = update(bad, state1, params)
     chex.assert_trees_all_equal(updates, jax.tree.map(jnp.zeros_like, updates))
     chex.assert_trees_all_equal(state2.inner_state, state1.inner_state)
-    after_skip, _ = update(_grad(params, 2), state2, params)
-    direct, _ = update(_grad(params, 2), state1, params)
+    after_skip, _ = update(grad(params, 2), state2, params)
+    direct, _ = update(grad(params, 2), state1, params)
     chex.assert_trees_all_equal(after_skip, direct)
 
 
@@ -202,7 +197,7 @@ def test_numpy_round_trip_continues_bit_identically(entry):
 
     @jax.jit
     def step(params, state, t):
-        updates, state = tx.update(_grad(params, t), state, params)
+        updates, state = tx.update(grad(params, t), state, params)
         return optax.apply_updates(params, updates), state
 
     state = tx.init(params)
@@ -259,7 +254,7 @@ def test_python_numbers_and_numpy_params_without_warnings(entry):
 def test_empty_and_none_subtrees(entry):
     tx = entry()
     params = {"a": jnp.ones(3), "empty": {}, "nothing": None, "zero_size": jnp.ones((0, 2))}
-    updates, _ = jax.jit(tx.update)(_grad(params, 0), tx.init(params), params)
+    updates, _ = jax.jit(tx.update)(grad(params, 0), tx.init(params), params)
     assert jax.tree.structure(updates) == jax.tree.structure(params)
     assert updates["zero_size"].shape == (0, 2)
 

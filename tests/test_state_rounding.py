@@ -14,6 +14,7 @@ import pytest
 
 import adaptive_tx as atx
 from adaptive_tx import _math, digits
+from tests.helpers import ADAM_ORACLE, oracle_run
 
 BF16_STATE = {"mu_dtype": jnp.bfloat16, "nu_dtype": jnp.bfloat16}
 
@@ -64,14 +65,12 @@ def _large_then_small(n=1000, steps=300, large_steps=30):
     return (rng.uniform(0.5, 1.5, (steps, n)) * scale[:, None]).astype(np.float32)
 
 
-def _adam_oracle(grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
-    """Adam's summed updates per coordinate, in float64."""
-    v = s = total = np.zeros(grads.shape[1])
-    for t, g in enumerate(grads.astype(np.float64), start=1):
-        v = b1 * v + (1 - b1) * g
-        s = b2 * s + (1 - b2) * g * g
-        total = total - lr * (v / (1 - b1**t)) / (np.sqrt(s / (1 - b2**t)) + eps)
-    return total
+def _adam_oracle(grads, lr=1e-3):
+    """Adam's summed updates per coordinate at its defaults: the float64 oracle of tests/helpers.py from w_0 = 0."""
+    trajectory = oracle_run(
+        ADAM_ORACLE, {"learning_rate": lr}, np.zeros(grads.shape[1]), lambda w, t: grads[t], len(grads)
+    )
+    return trajectory[-1]
 
 
 def _summed_updates(tx, grads):

@@ -26,7 +26,7 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 import adaptive_tx as atx  # noqa: E402
 from adaptive_tx.diagnostics import track  # noqa: E402
 from adaptive_tx.sharding import state_shardings  # noqa: E402
-from tests.helpers import REGISTRY  # noqa: E402
+from tests.helpers import REGISTRY, grad  # noqa: E402
 
 # Mixed specs on the ("data", "model") mesh; the ZeRO-1 spec each leaf's state should get over "data".
 SPECS = {
@@ -59,13 +59,9 @@ def _params(mesh):
     }
 
 
-def _grad(params, t):
-    return jax.tree.map(lambda w: w / 2 - 0.3 + jnp.asarray(t, w.dtype) / 10, params)
-
-
 def _step(tx):
     def step(params, state, t):
-        updates, state = tx.update(_grad(params, t), state, params)
+        updates, state = tx.update(grad(params, t), state, params)
         return optax.apply_updates(params, updates), state
 
     return step
