@@ -76,7 +76,8 @@ def scale_by_adam(
       amsgrad: ``"raw"`` divides by the running maximum of the raw ``s_t``, corrected at the current step
         (PyTorch, Keras); ``"corrected"`` by the running maximum of ``s^_t`` (Optax's ``amsgrad``); the state
         is then :class:`ScaleByAmsgradState` (default ``None``).
-      mu_dtype: dtype of ``mu`` (default: the params').
+      mu_dtype: dtype of ``mu`` (default: the params');
+        a real one for complex params is refused (it would drop the imaginary part).
       nu_dtype: dtype of ``nu`` and ``nu_max`` (default: float32 for 16-bit params, else the params' real
         dtype).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
@@ -191,7 +192,8 @@ def adam(
       eps_hat: read ``eps`` as the paper's (and Keras's) epsilon-hat (default ``False``).
       amsgrad: ``None``, ``"raw"`` (PyTorch's and Keras's AMSGrad) or ``"corrected"`` (Optax's) (default
         ``None``).
-      mu_dtype: dtype of the first moment (default: the params').
+      mu_dtype: dtype of the first moment (default: the params');
+        a real one for complex params is refused (it would drop the imaginary part).
       nu_dtype: dtype of the second moment (default: float32 for 16-bit params, else the params' real dtype).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).

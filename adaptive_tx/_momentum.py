@@ -62,7 +62,8 @@ def scale_by_momentum(
       first_step_undampened: start the velocity at ``v_1 = g_1`` whatever the dampening, as PyTorch's SGD
         does (its buffer is created as a copy of the first gradient); the state then carries a count,
         :class:`ScaleByMomentumWithCountState` (default ``False``).
-      accumulator_dtype: dtype of ``v_t`` (default: the params').
+      accumulator_dtype: dtype of ``v_t`` (default: the params');
+        a real one for complex params is refused (it would drop the imaginary part).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
       decay: Optax's keyword (``optax.trace(decay)``): the heavy ball, ``beta=decay`` with ``dampening=0``
@@ -140,7 +141,8 @@ def momentum(
         :math:`d = \beta` (leaky average), ``0.0`` the heavy ball.
       nesterov: use Nesterov's look-ahead step (default ``False``).
       first_step_undampened: :math:`v_1 = g_1` whatever :math:`d`, as PyTorch's SGD (default ``False``).
-      accumulator_dtype: dtype of :math:`v_t` (default: the params').
+      accumulator_dtype: dtype of :math:`v_t` (default: the params');
+        a real one for complex params is refused (it would drop the imaginary part).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
       momentum: Optax's keyword (``optax.sgd(momentum=)``): the heavy ball, ``beta=momentum`` with

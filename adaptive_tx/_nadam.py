@@ -61,7 +61,8 @@ def scale_by_nadam(
       b2: :math:`\beta_2`, in [0, 1) (default ``0.999``).
       eps: :math:`\epsilon`, outside the root (default ``1e-8``).
       momentum_decay: :math:`\psi` >= 0, possibly ``inf`` (default ``4e-3``, PyTorch's).
-      mu_dtype: dtype of :math:`v_t` (default: the params').
+      mu_dtype: dtype of :math:`v_t` (default: the params');
+        a real one for complex params is refused (it would drop the imaginary part).
       nu_dtype: dtype of :math:`s_t` (default: float32 for 16-bit params, else the params' real dtype).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).

@@ -80,7 +80,8 @@ def scale_by_rms(
         2013; clamped at 0 against rounding); the state is then :class:`ScaleByCenteredRmsState` (default
         ``False``).
       accumulator_dtype: dtype of the averages (default: the policy's: float32 for the mean square of
-        16-bit params, the params' dtype for the mean gradient).
+        16-bit params, the params' dtype for the mean gradient); for complex params a real dtype is refused
+        when ``centered`` (the mean gradient would drop its imaginary part).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
       bias_correction: divide the averages by ``1 - decay^t`` before the root, as Optax's ``scale_by_rms``
@@ -173,7 +174,8 @@ def rmsprop(
         ``optax.rmsprop(momentum=)`` places it (after the learning rate); ``None`` for none (default).
       nesterov: Nesterov's look-ahead on that momentum (default ``False``; needs ``momentum``).
       accumulator_dtype: dtype of the averages and of the momentum (default: float32 for the mean square of
-        16-bit params, else the params' dtype).
+        16-bit params, else the params' dtype); for complex params a real dtype is refused with ``centered``
+        or ``momentum`` (those would drop their imaginary part).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
       bias_correction: divide the averages by :math:`1 - \beta^t` before the root, as
