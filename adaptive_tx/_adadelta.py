@@ -176,5 +176,5 @@ def adadelta(
     )
     _checks.check_learning_rate(weight_decay, "weight_decay")
     if not (_checks.is_number(weight_decay) and weight_decay == 0):
-        block = optax.chain(optax.add_decayed_weights(weight_decay, weight_decay_mask), block)
+        block = optax.chain(_leafwise.add_decayed_weights(weight_decay, weight_decay_mask), block)
     return _leafwise.descend(block, learning_rate)

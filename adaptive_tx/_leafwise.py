@@ -464,6 +464,28 @@ def scale_by_learning_rate(learning_rate: Any) -> optax.GradientTransformation:
     return optax.GradientTransformation(optax_step.init, update_fn)
 
 
+def add_decayed_weights(weight_decay: Any, mask: Any = None) -> optax.GradientTransformation:
+    """``g + weight_decay * p`` (coupled L2), computed in float32 or wider and rounded once to each update's dtype.
+
+    Optax's ``add_decayed_weights`` (a number or a schedule, a mask), with its state; only the dtypes
+    differ: each update comes in the wider of its gradient's and its param's dtype (the updates' dtype
+    convention), so float16 gradients of float32 params give float32 updates, where ``g + wd * p`` would
+    fail under strict dtype promotion.
+    """
+    optax_decay = optax.add_decayed_weights(weight_decay, mask)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            return optax_decay.update(updates, state, params)  # Optax's error: weight decay needs the params.
+        dtypes = jax.tree.map(lambda g, p: wider(jnp.result_type(g), jnp.result_type(p)), updates, params)
+        wide = lambda tree: jax.tree.map(lambda x, d: _as(jnp.asarray(x), compute_dtype(d)), tree, dtypes)  # noqa: E731
+        decayed, state = optax_decay.update(wide(updates), state, wide(params))
+        return jax.tree.map(_as, decayed, dtypes), state
+
+    return optax.GradientTransformationExtraArgs(optax_decay.init, update_fn)
+
+
 def cast(dtype: Any, *hyperparameters: Any) -> tuple[Any, ...]:
     """Hyperparameters (Python numbers or traced arrays) as arrays of ``dtype``.
 

@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import adaptive_tx as atx
-from tests.helpers import REGISTRY, registry
+from tests.helpers import REGISTRY, expected_updates_dtype, registry
 
 PARAM_DTYPES = [jnp.float16, jnp.bfloat16, jnp.float32]
 
@@ -21,21 +21,6 @@ def _tree(values, dtypes):
     return {jnp.dtype(d).name: jnp.asarray(values, d) for d in dtypes}
 
 
-def _explicit_state_dtypes(entry):
-    """The state dtypes an entry's arguments name (an explicit dtype widens the updates, as Optax's mu_dtype)."""
-    return [jnp.dtype(v) for k, v in entry.kwargs.items() if k.endswith("_dtype") and v is not None]
-
-
-def _expected_updates_dtype(entry, param_dtype):
-    """Optax's convention stated on its own: the params' dtype (here also the gradients'), widened by any state
-    dtype the arguments name; float16 with bfloat16 gives float32."""
-    dtypes = {jnp.dtype(param_dtype), *_explicit_state_dtypes(entry)}
-    if len(dtypes) == 1:
-        return dtypes.pop()
-    with jax.numpy_dtype_promotion("standard"):
-        return jnp.dtype(jnp.result_type(*dtypes))
-
-
 @registry
 def test_updates_keep_the_params_dtype_and_lax_cond_accepts_them(entry):
     # Optax's own pattern (its test_state_shape_dtype_shard_stability): a step under lax.cond whose other
@@ -43,7 +28,7 @@ def test_updates_keep_the_params_dtype_and_lax_cond_accepts_them(entry):
     tx = entry()
     params = _tree([[0.5, -1.5, 2.0], [0.25, 1.0, -3.0]], PARAM_DTYPES)
     grads = _tree([[0.3, -0.2, 1.1], [-2.0, 0.7, 0.05]], PARAM_DTYPES)
-    expected = {name: _expected_updates_dtype(entry, name) for name in params}
+    expected = {name: expected_updates_dtype(entry, name, name) for name in params}
 
     @jax.jit
     def both(params, state, ok):

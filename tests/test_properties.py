@@ -7,11 +7,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import registry
+from tests.helpers import expected_updates_dtype, registry
 
 SHAPES = [(), (1,), (3,), (0,), (2, 3), (2, 0), (1, 1, 2)]
 DTYPES = [jnp.float32, jnp.float16, jnp.bfloat16]
-# Per entry, 49 entries: about 1.3 times what 5 entries x 30 examples took before (each example compiles its
+# Per entry, 52 entries: about 1.3 times what 5 entries x 30 examples took before (each example compiles its
 # tree's update once and runs the steps op by op as well, which dominates).
 EXAMPLES = 2
 STEPS = 3
@@ -56,16 +56,6 @@ def _types(tree):
     return jax.tree.structure(tree), jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), tree)
 
 
-def _policy_dtypes(grads, params):
-    """The precision policy, stated independently: each update leaf comes in the wider of its gradient's and
-    its param's dtype, under standard promotion (float16 with bfloat16 is float32), whatever the state keeps."""
-    with jax.numpy_dtype_promotion("standard"):
-        return [
-            jnp.promote_types(g.dtype, p.dtype)
-            for g, p in zip(jax.tree.leaves(grads), jax.tree.leaves(params), strict=True)
-        ]
-
-
 @registry
 def test_random_trees_dtypes_and_hyperparameters(entry):
     # One jitted update serves all of the entry's examples: the drawn hyperparameters are its arguments
@@ -95,7 +85,10 @@ def test_random_trees_dtypes_and_hyperparameters(entry):
             assert all(bool(jnp.all(jnp.isfinite(u))) for u in jax.tree.leaves(updates)), kwargs
             assert jax.tree.structure(updates) == jax.tree.structure(grads)
             assert [u.shape for u in jax.tree.leaves(updates)] == [g.shape for g in jax.tree.leaves(grads)]
-            assert [u.dtype for u in jax.tree.leaves(updates)] == _policy_dtypes(grads, params)
+            assert [u.dtype for u in jax.tree.leaves(updates)] == [
+                expected_updates_dtype(entry, g.dtype, p.dtype)
+                for g, p in zip(jax.tree.leaves(grads), jax.tree.leaves(params), strict=True)
+            ]
             assert _types(new_state) == _types(state)
             for u, e in zip(jax.tree.leaves(updates), jax.tree.leaves(eager_updates), strict=True):
                 if u.size:

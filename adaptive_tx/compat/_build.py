@@ -89,29 +89,6 @@ def decoupled_weight_decay(weight_decay: Any, learning_rate: optax.ScalarOrSched
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def coupled_weight_decay(weight_decay: Any) -> optax.GradientTransformation:
-    """Add ``weight_decay * p`` to the gradients (coupled L2, PyTorch's ``weight_decay``).
-
-    Computed in float32 or wider and rounded once, to the wider of the gradient's and the param's dtype
-    (the updates' dtype convention): float16 gradients of float32 params become float32 gradients here.
-    """
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        if params is None:
-            raise ValueError("coupled weight decay needs the parameters: call update(grads, state, params).")
-
-        def decay(g, p):
-            g, p = jnp.asarray(g), jnp.asarray(p)
-            dtype = _leafwise.wider(g.dtype, p.dtype)
-            compute = _leafwise.compute_dtype(dtype)
-            return (g.astype(compute) + jnp.asarray(weight_decay, compute) * p.astype(compute)).astype(dtype)
-
-        return jax.tree.map(decay, updates, params), state
-
-    return optax.GradientTransformationExtraArgs(optax.init_empty_state, update_fn)
-
-
 def clip_by_norm(max_norm: float, *, per_leaf: bool) -> optax.GradientTransformation:
     """Rescale the gradients to an L2 norm of at most ``max_norm``: each leaf on its own (Keras's
     ``clipnorm``) or all together (``global_clipnorm``).
@@ -209,7 +186,7 @@ def _compose(
     if around.global_clipnorm is not None:
         parts.append(clip_by_norm(around.global_clipnorm, per_leaf=False))
     if not around.decoupled and not is_zero(around.weight_decay):
-        parts.append(coupled_weight_decay(around.weight_decay))  # Coupled L2: g + wd * p.
+        parts.append(_leafwise.add_decayed_weights(around.weight_decay))  # Coupled L2: g + wd * p.
     if block is not None:
         parts.append(block)
     if momentum is not None and not around.lr_in_buffer:
