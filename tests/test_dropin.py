@@ -242,6 +242,13 @@ counterparts = pytest.mark.parametrize(
 )
 
 
+def test_every_name_shared_with_optax_is_compared_with_it():
+    # A public transformation named like an Optax one takes Optax's keywords: it must be in COUNTERPARTS.
+    # optax.bias_correction(moment, decay, count) is a helper on one moment, not a transformation.
+    shared = {name for name in atx.__all__ if name.islower() and hasattr(optax, name)} - {"bias_correction"}
+    assert shared <= {ours.__name__ for ours, *_ in COUNTERPARTS}, shared
+
+
 @counterparts
 def test_every_optax_keyword_is_accepted(ours, theirs, kwargs, ours_also):
     # Against the installed Optax: a keyword Optax adds shows up here.
