@@ -457,9 +457,8 @@ def scale_by_learning_rate(learning_rate: Any) -> optax.GradientTransformation:
     optax_step = optax.scale_by_learning_rate(learning_rate)
 
     def update_fn(updates, state, params=None):
-        wide = jax.tree.map(lambda u: _as(jnp.asarray(u), compute_dtype(jnp.result_type(u))), updates)
-        steps, state = optax_step.update(wide, state, params)
-        return jax.tree.map(lambda step, u: _as(step, jnp.result_type(u)), steps, updates), state
+        del params  # Optax's scale and scale_by_schedule read none.
+        return _rounded_once(optax_step, jax.tree.map(jnp.result_type, updates), updates, state)
 
     return optax.GradientTransformation(optax_step.init, update_fn)
 
@@ -479,11 +478,22 @@ def add_decayed_weights(weight_decay: Any, mask: Any = None) -> optax.GradientTr
         if params is None:
             return optax_decay.update(updates, state, params)  # Optax's error: weight decay needs the params.
         dtypes = jax.tree.map(lambda g, p: wider(jnp.result_type(g), jnp.result_type(p)), updates, params)
-        wide = lambda tree: jax.tree.map(lambda x, d: _as(jnp.asarray(x), compute_dtype(d)), tree, dtypes)  # noqa: E731
-        decayed, state = optax_decay.update(wide(updates), state, wide(params))
-        return jax.tree.map(_as, decayed, dtypes), state
+        return _rounded_once(optax_decay, dtypes, updates, state, params)
 
     return optax.GradientTransformationExtraArgs(optax_decay.init, update_fn)
+
+
+def _rounded_once(
+    inner: optax.GradientTransformation, dtypes: ArrayTree, updates: ArrayTree, state: Any, params: ArrayTree = None
+) -> tuple[ArrayTree, Any]:
+    """``inner.update`` on the updates (and params) cast to the compute dtype of ``dtypes``, a tree of dtypes
+    like the updates; each result leaf rounded once, to its dtype in ``dtypes``."""
+
+    def wide(tree: ArrayTree) -> ArrayTree:
+        return jax.tree.map(lambda x, d: _as(jnp.asarray(x), compute_dtype(d)), tree, dtypes)
+
+    result, state = inner.update(wide(updates), state, None if params is None else wide(params))
+    return jax.tree.map(_as, result, dtypes), state
 
 
 def cast(dtype: Any, *hyperparameters: Any) -> tuple[Any, ...]:
