@@ -23,6 +23,10 @@ import jax  # noqa: E402
 
 from benchmarks import suite  # noqa: E402
 
+# Compile times are measured: none may come from a persistent compilation cache a user or the tests set up
+# (JAX_COMPILATION_CACHE_DIR). Set before the first compile, which decides whether the cache is used.
+jax.config.update("jax_enable_compilation_cache", False)
+
 
 def versions() -> dict:
     import jaxlib

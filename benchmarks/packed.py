@@ -97,4 +97,5 @@ def main(n_leaves: int = 2000, size: int = 1000, reps: int = 21) -> None:
 
 
 if __name__ == "__main__":
+    jax.config.update("jax_enable_compilation_cache", False)  # Compile times: never from a persistent cache.
     main(*(int(a) for a in sys.argv[1:]))
