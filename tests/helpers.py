@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -861,7 +862,31 @@ REGISTRY = [
         complex=None,
     ),
 ]
-registry = pytest.mark.parametrize("entry", REGISTRY, ids=str)
+
+
+# ----------------------------------------------------------------------------- README's pytest and the whole matrix
+# README's ``pytest`` runs each property of the registry on a slice of it, every SLICE-th entry, which slice
+# fixed by the test's name: different properties see different entries, and a test sees the same entries from
+# run to run. The rest of the matrix is marked ``exhaustive``, which CI runs (``pytest -m exhaustive``).
+# tests/test_properties.py runs every entry in both, so that each is touched by README's command.
+SLICE = 5
+
+
+def parametrize_entries(entries: list[Entry]) -> Callable[[Callable], Callable]:
+    """``@pytest.mark.parametrize("entry", entries)``: the test's slice unmarked, the others ``exhaustive``."""
+
+    def decorate(test: Callable) -> Callable:
+        offset = zlib.crc32(test.__name__.encode()) % SLICE
+        params = [
+            pytest.param(entry, id=entry.name, marks=() if (i + offset) % SLICE == 0 else pytest.mark.exhaustive)
+            for i, entry in enumerate(entries)
+        ]
+        return pytest.mark.parametrize("entry", params)(test)
+
+    return decorate
+
+
+registry = parametrize_entries(REGISTRY)
 
 # Selectors: tests parametrize over the registry entries that carry what they check.
 with_oracle = [e for e in REGISTRY if e.oracle is not None]

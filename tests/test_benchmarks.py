@@ -1,9 +1,6 @@
 """The benchmark suite runs end to end (on tiny sizes), and its fusion counter counts what XLA compiled."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -13,6 +10,8 @@ import pytest
 from benchmarks.hlo import count_array_fusions
 from benchmarks.report import TABLES, report
 from benchmarks.suite import DTYPES, OPTIMIZERS, SMOKE_SHAPES, make_pair, optimizer_step
+from tests import background
+from tests.background import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 64 * 1024
@@ -67,12 +66,40 @@ def test_compiled_step_has_no_more_passes_or_temporaries_than_optax(name, dtype)
     assert our_temp <= optax_temp, counts
 
 
-def test_suite_writes_every_row(tmp_path):
-    out = tmp_path / "bench.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    cmd = [sys.executable, "-m", "benchmarks", "--smoke", "--json", str(out)]
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=600)
-    rows = json.loads(out.read_text())["rows"]
+def _benchmarks(args):
+    """``python -m benchmarks ARGS --json OUT`` on the CPU, as a job; its rows."""
+
+    def run(directory):
+        background.python(["-m", "benchmarks", *args, "--json", str(directory / "out.json")], {"JAX_PLATFORMS": "cpu"})
+        return json.loads((directory / "out.json").read_text())["rows"]
+
+    return run
+
+
+JOBS = {
+    "smoke_rows": Job("benchmarks --smoke", _benchmarks(["--smoke"]), seconds=30),
+    # The one-flag GPU comparison (--gpu: one leaf of 1G params; --quick: 1M), run here on the CPU.
+    "gpu_rows": Job(
+        "benchmarks --gpu",
+        _benchmarks(["--gpu", "--quick", "--device", "cpu", "--optimizers", "adam", "--no-torch", "--reps", "2"]),
+        seconds=5,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_rows():
+    return JOBS["smoke_rows"].result()
+
+
+@pytest.fixture(scope="module")
+def gpu_rows():
+    return JOBS["gpu_rows"].result()
+
+
+@pytest.mark.exhaustive  # The suite in a fresh process.
+def test_suite_writes_every_row(smoke_rows):
+    rows = smoke_rows
     keys = {(r["optimizer"], r["dtype"], r["shape"]) for r in rows}
     assert keys == {(o, d, s) for o in OPTIMIZERS for d in DTYPES for s in SMOKE_SHAPES}
     assert len(rows) == len(keys)
@@ -95,15 +122,10 @@ def test_suite_writes_every_row(tmp_path):
     assert f"| {OPTIMIZERS[0]} | {fusions['adaptive_tx']} / {fusions['optax']} |" in tables[6]
 
 
-def test_gpu_preset_runs_on_the_cpu(tmp_path):
-    # The one-flag GPU comparison (--gpu: one leaf of 1G params; --quick: 1M), run here on the CPU: Adam
-    # against Optax and the floor, each row complete.
-    out = tmp_path / "gpu.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    cmd = [sys.executable, "-m", "benchmarks", "--gpu", "--quick", "--device", "cpu", "--optimizers", "adam"]
-    cmd += ["--no-torch", "--reps", "2", "--json", str(out)]
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=600)
-    rows = json.loads(out.read_text())["rows"]
+@pytest.mark.exhaustive  # The suite in a fresh process.
+def test_gpu_preset_runs_on_the_cpu(gpu_rows):
+    # Adam against Optax and the floor, each row complete.
+    rows = gpu_rows
     assert {(r["optimizer"], r["dtype"], r["shape"], r["params"]) for r in rows} == {
         ("adam", d, "1x1M", 1024 * 1024) for d in DTYPES
     }

@@ -2,25 +2,36 @@
 registry, training continues bit-identically with the uninterrupted run. (The in-process NumPy round trip
 is tests/test_registry.py's ``test_numpy_round_trip_continues_bit_identically``.)"""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
+import pytest
 
+from tests import background
+from tests.background import Job
 from tests.helpers import REGISTRY
 from tests.parity import require
 
-ROOT = Path(__file__).resolve().parents[1]
+
+def _save_then_resume(directory):
+    """One process trains, saves and trains on; a second one restores the checkpoints and trains as far."""
+    for mode in ("save", "resume"):
+        worker = ["-m", "tests.checkpoint_worker", mode, str(directory / "ckpt"), str(directory / f"{mode}.npz")]
+        background.python(worker)
+    return directory
 
 
-def test_orbax_checkpoint_resumes_bit_identically_in_a_new_process(tmp_path):
+JOBS = {"checkpoints": Job("checkpoint_worker", _save_then_resume, seconds=38)}
+
+
+@pytest.fixture(scope="module")
+def checkpoints():
     require("orbax.checkpoint")
-    worker = [sys.executable, "-m", "tests.checkpoint_worker"]
-    uninterrupted, resumed = tmp_path / "uninterrupted.npz", tmp_path / "resumed.npz"
-    subprocess.run([*worker, "save", str(tmp_path / "ckpt"), str(uninterrupted)], cwd=ROOT, check=True)
-    subprocess.run([*worker, "resume", str(tmp_path / "ckpt"), str(resumed)], cwd=ROOT, check=True)
-    directories = sorted(path.name for path in (tmp_path / "ckpt").iterdir())
+    return JOBS["checkpoints"].result()
+
+
+@pytest.mark.exhaustive  # Two fresh processes.
+def test_orbax_checkpoint_resumes_bit_identically_in_a_new_process(checkpoints):
+    uninterrupted, resumed = checkpoints / "save.npz", checkpoints / "resume.npz"
+    directories = sorted(path.name for path in (checkpoints / "ckpt").iterdir())
     assert len(directories) == len(REGISTRY)  # One checkpoint per entry: sanitized names do not collide.
     a, b = np.load(uninterrupted), np.load(resumed)
     assert sorted(a.files) == sorted(b.files)

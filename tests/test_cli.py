@@ -246,6 +246,7 @@ def test_race_help_documents_out_animate_and_target(capsys):
 TAB10 = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
 
 
+@pytest.mark.exhaustive  # 2000 steps drawn into frames.
 def test_animate_writes_a_gif_of_the_race_under_5_mb(tmp_path, capsys):
     from PIL import Image
 

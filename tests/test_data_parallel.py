@@ -7,16 +7,16 @@ restores the checkpoint; a fourth resumes the one-process run for an epoch, agai
 straight through. Each run is a fresh process, so the device counts are set before JAX starts.
 """
 
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests import background
+from tests.background import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "data_parallel.py"
@@ -37,15 +37,14 @@ def _launch(commands: list[list[str]], workdir: Path) -> list[str]:
     As soon as one fails, or when TIMEOUT passes, the others are killed (a process whose peer died would
     wait in a collective); the assertion shows every process's exit status and the tail of its stderr.
     """
-    # The worktree's package, whatever is installed; simulated CPU devices even on a machine with a GPU.
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
     logs = [(workdir / f"{i}.out", workdir / f"{i}.err") for i in range(len(commands))]
     procs = []
     for command, (out, err) in zip(commands, logs, strict=True):
         with out.open("w") as stdout, err.open("w") as stderr:
+            # Simulated CPU devices even on a machine with a GPU.
             procs.append(
-                subprocess.Popen(
-                    [sys.executable, str(EXAMPLE), *command], cwd=workdir, env=env, stdout=stdout, stderr=stderr
+                background.popen(
+                    [str(EXAMPLE), *command], {"JAX_PLATFORMS": "cpu"}, workdir, stdout=stdout, stderr=stderr
                 )
             )
     deadline = time.monotonic() + TIMEOUT
@@ -68,9 +67,7 @@ def _launch(commands: list[list[str]], workdir: Path) -> list[str]:
     return [out.read_text() for out, _ in logs]
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    work = tmp_path_factory.mktemp("data_parallel")
+def _runs(work):
     launch = ["--num-processes", "2", "--coordinator", f"127.0.0.1:{_free_port()}", "--devices-per-process", "4"]
     two = _launch(
         [[*launch, "--process-id", str(i), *COMMON, "--save", "ckpt", "--out", "two.npz"] for i in range(2)], work
@@ -94,6 +91,15 @@ def runs(tmp_path_factory):
         "stdout": {"two": two, "one": one, "restored": restored},
         "npz": {name: dict(np.load(work / f"{name}.npz")) for name in ("two", "one", "r", "resumed", "straight")},
     }
+
+
+JOBS = {"runs": Job("examples/data_parallel.py", _runs, seconds=34)}
+pytestmark = pytest.mark.exhaustive  # Multi-process jobs.
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return JOBS["runs"].result()
 
 
 def _state_bytes(stdout: str) -> dict[int, tuple[int, int]]:

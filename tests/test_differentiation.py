@@ -83,10 +83,13 @@ def _objective(w):
 
 
 def _loss_after_steps(tx, params, steps=K):
-    state = tx.init(params)
-    for _ in range(steps):
+    def step(carry, _):
+        params, state = carry
         updates, state = tx.update(_train_grad(params), state, params)  # params: weight decay needs them.
-        params = optax.apply_updates(params, updates)
+        return (optax.apply_updates(params, updates), state), None
+
+    # One compiled step, looped (an unrolled Python loop would compile, and differentiate, K copies).
+    params, _ = jax.lax.scan(step, (params, tx.init(params)), length=steps)[0]
     return _objective(params)
 
 
@@ -119,15 +122,29 @@ def _central_difference(f, x: float, h: float) -> float:
     return (float(f(x + h)) - float(f(x - h))) / (2 * h)
 
 
+_DERIVATIVES: dict[tuple[str, bool], dict[str, float]] = {}
+
+
+def _derivatives(entry: Entry, smooth: bool) -> dict[str, float]:
+    """The objective's derivatives with respect to each rate and decay and to the initial params (along
+    DIRECTION), by one jitted ``jax.grad``; computed once per entry and setting, for both tests below."""
+    key = (entry.name, smooth and bool(entry.smooth))  # Without overrides, smooth is the entry itself.
+    if key not in _DERIVATIVES:
+        with jax.enable_x64(True):
+            final_loss = functools.partial(_final_loss, entry, smooth=key[1])
+            zero = jnp.asarray(0.0, jnp.float64)
+            grads, directional = jax.jit(jax.grad(final_loss, argnums=(0, 1)))(_initial_values(entry), zero)
+        _DERIVATIVES[key] = {name: float(g) for name, g in grads.items()} | {"initial params": float(directional)}
+    return _DERIVATIVES[key]
+
+
 @registry
 def test_gradient_after_three_steps_matches_finite_differences(entry):
     with jax.enable_x64(True):
         values = _initial_values(entry)
         zero = jnp.asarray(0.0, jnp.float64)
-        final_loss = functools.partial(_final_loss, entry, smooth=True)
-        loss = jax.jit(final_loss)
-        grads, directional = jax.jit(jax.grad(final_loss, argnums=(0, 1)))(values, zero)
-        ad = {name: float(g) for name, g in grads.items()} | {"initial params": float(directional)}
+        loss = jax.jit(functools.partial(_final_loss, entry, smooth=True))
+        ad = _derivatives(entry, smooth=True)
         assert all(np.isfinite(list(ad.values()))), f"{entry}: non-finite derivatives {ad}"
 
         fd = {}
@@ -149,12 +166,9 @@ def test_gradient_after_three_steps_matches_finite_differences(entry):
 def test_gradient_is_not_trivially_zero(entry):
     # The comparison above passes trivially if the objective does not depend on what is differentiated
     # (both sides 0): the first rate or decay (the chained rate for a block without decays) must matter.
-    with jax.enable_x64(True):
-        values = _initial_values(entry)
-        name = _names(entry)[0]
-        zero = jnp.asarray(0.0, jnp.float64)
-        derivative = jax.grad(lambda x: _final_loss(entry, {**values, name: x}, zero))(values[name])
-        assert abs(float(derivative)) > 1e-8, f"{entry}: d loss / d {name} = {float(derivative)}"
+    name = _names(entry)[0]
+    derivative = _derivatives(entry, smooth=False)[name]
+    assert abs(derivative) > 1e-8, f"{entry}: d loss / d {name} = {derivative}"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import adaptive_tx as atx
-from tests.helpers import REGISTRY, expected_updates_dtype, registry
+from tests.helpers import REGISTRY, expected_updates_dtype, parametrize_entries, registry
 
 PARAM_DTYPES = [jnp.float16, jnp.bfloat16, jnp.float32]
 
@@ -115,7 +115,7 @@ def _fields(state):
     return found
 
 
-@pytest.mark.parametrize("entry", WITH_DTYPES, ids=str)
+@parametrize_entries(WITH_DTYPES)
 @pytest.mark.parametrize("param_dtype", [jnp.bfloat16, jnp.float32, jnp.complex64], ids=lambda d: jnp.dtype(d).name)
 @pytest.mark.parametrize("state_dtype", STATE_DTYPES, ids=lambda d: jnp.dtype(d).name)
 def test_explicit_state_dtypes_win_or_are_refused_naming_the_leaf(entry, param_dtype, state_dtype):

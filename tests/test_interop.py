@@ -166,6 +166,7 @@ def _save_and_restore(tmp_path, params, state, abstract):
     return checkpointer.restore(tmp_path / "checkpoint", abstract)
 
 
+@pytest.mark.exhaustive  # Orbax (the checkpoint extra), which CI installs.
 @pytest.mark.parametrize("direction", ["optax-to-atx", "atx-to-optax"])
 @pairs
 def test_checkpoint_moved_by_name_continues_as_if_uninterrupted(tmp_path, theirs, ours, fields, same_paths, direction):
@@ -200,6 +201,7 @@ def test_tree_paths_match_where_the_chains_do(theirs, ours, fields, same_paths):
     assert (paths[0] == paths[1]) == same_paths, paths
 
 
+@pytest.mark.exhaustive  # Orbax (the checkpoint extra), which CI installs.
 @pytest.mark.parametrize(
     ("theirs", "ours", "fields"), [p[1:4] for p in PAIRS if p[4]], ids=[p[0] for p in PAIRS if p[4]]
 )

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import background
+from tests.background import Job
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = {"01_from_adagrad_to_adam", "02_adadelta_epsilon", "03_adam_bias_correction", "04_generalization"}
@@ -62,9 +65,28 @@ def test_the_four_notebooks_are_there():
     assert EXPECTED <= {p.stem for p in NOTEBOOKS}
 
 
+def _execute_all(directory):
+    """Every notebook, each in a fresh kernel, by ``python -m tests.test_notebooks --out DIRECTORY``."""
+    background.python(["-m", "tests.test_notebooks", "--out", str(directory), *map(str, NOTEBOOKS)])
+    return directory
+
+
+JOBS = {"executed": Job("notebooks", _execute_all, seconds=70)}
+
+
+@pytest.fixture(scope="module")
+def executed():
+    return JOBS["executed"].result()
+
+
+@pytest.mark.exhaustive  # Minutes of kernels.
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom(path, tmp_path):
-    notebook = execute(path, tmp_path)  # Raises CellExecutionError, with the cell and traceback, on failure.
+def test_notebook_runs_top_to_bottom(path, executed):
+    import nbformat
+
+    failure = executed / f"{path.stem}.error"  # A CellExecutionError: the cell and its traceback.
+    assert not failure.exists(), failure.read_text()
+    notebook = nbformat.read(executed / path.name, as_version=4)
     errors = [
         o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"
     ]
@@ -96,11 +118,26 @@ def test_readme_gallery_shows_the_notebooks_own_plot(stem):
     assert f"docs/gallery/{stem}.png" in (ROOT / "README.md").read_text()
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> None:
+    import argparse
+
+    import nbclient
     import nbformat
 
-    for name in sys.argv[1:]:
-        target = Path(name).resolve()
+    parser = argparse.ArgumentParser(prog="python -m tests.test_notebooks", description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, help="write NAME.ipynb (or NAME.error) here instead of saving in place")
+    args = parser.parse_args(argv)
+    for name in args.notebooks:
+        target = name.resolve()
+        if args.out:  # The tests' run: each notebook in a fresh kernel, in a scratch directory of its own.
+            cwd = args.out / f"{target.stem}.cwd"
+            cwd.mkdir(parents=True)
+            try:
+                nbformat.write(execute(target, cwd), args.out / target.name)
+            except nbclient.exceptions.CellExecutionError as error:
+                (args.out / f"{target.stem}.error").write_text(str(error))
+            continue
         executed = execute(target, target.parent)
         nbformat.write(executed, target)
         print(f"executed and saved {name}")
@@ -108,3 +145,7 @@ if __name__ == "__main__":
             gallery_image(target.stem).parent.mkdir(exist_ok=True)
             gallery_image(target.stem).write_bytes(plots(executed)[GALLERY[target.stem]])
             print(f"wrote {gallery_image(target.stem).relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -5,6 +5,8 @@ The registry (tests/helpers.py) runs ``packed-adam`` and ``packed-scale_by_rms``
 optimizers on a tree of mixed dtypes, composition, donation, the state's layout and the errors.
 """
 
+import json
+import os
 import re
 import warnings
 
@@ -16,6 +18,8 @@ import optax
 import pytest
 
 import adaptive_tx as atx
+from tests import background
+from tests.background import Job
 from tests.helpers import grad, with_defaults
 
 # The same float32 operations on the same values, only in one loop instead of one per leaf; XLA may still
@@ -289,8 +293,6 @@ def _mesh_checks(mesh, axes):
 
 def _worker(out):
     """Run in a fresh process with 8 simulated CPU devices (``python -m tests.test_packed OUT.json``)."""
-    import json
-
     assert jax.device_count() == 8, jax.devices()
     from jax.sharding import AxisType
 
@@ -302,21 +304,22 @@ def _worker(out):
         json.dump(report, f)
 
 
+def _mesh_worker(directory):
+    # 8 simulated devices: a fresh process, this module as its script.
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    background.python(["-m", "tests.test_packed", str(directory / "report.json")], {"XLA_FLAGS": flags})
+    return json.loads((directory / "report.json").read_text())
+
+
+JOBS = {"mesh_report": Job("packed on a mesh", _mesh_worker, seconds=5)}
+
+
 @pytest.fixture(scope="module")
-def mesh_report(tmp_path_factory):
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    out = tmp_path_factory.mktemp("packed") / "report.json"
-    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"}
-    root = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "tests.test_packed", str(out)], cwd=root, env=env, check=True)
-    return json.loads(out.read_text())
+def mesh_report():
+    return JOBS["mesh_report"].result()
 
 
+@pytest.mark.exhaustive  # A multi-device worker.
 @pytest.mark.parametrize("call", CALLS)
 @pytest.mark.parametrize("mode", MODES)
 def test_sharded_params_are_refused_naming_the_leaf(mesh_report, mode, call):
@@ -329,6 +332,7 @@ def test_sharded_params_are_refused_naming_the_leaf(mesh_report, mode, call):
     assert "Use the unpacked transformation" in result and "state_shardings" in result
 
 
+@pytest.mark.exhaustive  # A multi-device worker.
 @pytest.mark.parametrize("axes", ["Auto", "Explicit"])
 def test_replicated_params_on_a_mesh_give_the_unpacked_numbers(mesh_report, axes):
     def arrays(steps):

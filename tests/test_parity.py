@@ -25,6 +25,9 @@ from tests.parity import (
     parameters,
 )
 
+# The real frameworks (the parity extra): in the whole matrix, which CI runs with them installed.
+pytestmark = pytest.mark.exhaustive
+
 TORCH_CASES = [
     Case(
         "adagrad-defaults",

@@ -1,13 +1,15 @@
 """Property-based tests (hypothesis): random pytrees (nesting, empty subtrees, scalars, zero-size leaves),
-dtypes and in-range hyperparameters, for every entry of the registry."""
+dtypes and in-range hyperparameters, for every entry of the registry, in README's ``pytest`` too: it is the
+property that touches every entry there (the others run on a slice of the registry; tests/helpers.py)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import expected_updates_dtype, registry
+from tests.helpers import REGISTRY, expected_updates_dtype
 
 SHAPES = [(), (1,), (3,), (0,), (2, 3), (2, 0), (1, 1, 2)]
 DTYPES = [jnp.float32, jnp.float16, jnp.bfloat16]
@@ -56,7 +58,7 @@ def _types(tree):
     return jax.tree.structure(tree), jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), tree)
 
 
-@registry
+@pytest.mark.parametrize("entry", REGISTRY, ids=str)
 def test_random_trees_dtypes_and_hyperparameters(entry):
     # One jitted update serves all of the entry's examples: the drawn hyperparameters are its arguments
     # (Python floats, so traced as weakly typed float32 scalars, promoting as the numbers themselves do), so

@@ -9,6 +9,7 @@ Placement on a mesh is in tests/test_sharding.py, derivatives in tests/test_diff
 """
 
 import warnings
+from collections.abc import Callable
 
 import chex
 import jax
@@ -17,12 +18,31 @@ import numpy as np
 import optax
 import pytest
 
-from tests.helpers import REGISTRY, grad, nested_params, numeric_kwargs, registry
+from tests.helpers import REGISTRY, grad, nested_params, numeric_kwargs, parametrize_entries, registry
 
 # jit fuses float32 operations differently from op-by-op dispatch; such reorderings change results by a
 # few float32 ulps per step, below 1e-6 relative after 10 steps. Values are O(1), so a coordinate passing
 # near 0 carries an absolute error of a few ulps of O(1) intermediates (~1e-7): hence the absolute floor.
 REORDER = {"rtol": 1e-6, "atol": 1e-6}
+
+
+_BUILT: dict[tuple, tuple[optax.GradientTransformation, Callable]] = {}
+
+
+def _built(entry, **overrides):
+    """``entry(**overrides)`` and its jitted update, built once: the tests that run the same transformation
+    share one trace and one compile per params type, instead of one each."""
+    key = (entry.name, tuple(sorted(overrides.items())))
+    if key not in _BUILT:
+        tx = entry(**overrides)
+        _BUILT[key] = tx, jax.jit(tx.update)
+    return _BUILT[key]
+
+
+def _run_entry(entry, params, grads, **overrides):
+    """``_run`` of the entry's shared build (``_built``)."""
+    tx, update = _built(entry, **overrides)
+    return _run(tx, params, grads, update)
 
 
 def _run(tx, params, grads, update=None):
@@ -59,9 +79,9 @@ def _max_relative(actual, expected):
 
 @registry
 def test_jit_equals_eager(entry):
-    tx = entry()
+    tx, update = _built(entry)
     params = nested_params()
-    jitted, jit_state = _run(tx, params, _grads(params, 10))
+    jitted, jit_state = _run(tx, params, _grads(params, 10), update)
     with jax.disable_jit():
         eager, eager_state = _run(tx, params, _grads(params, 10), update=tx.update)
     chex.assert_trees_all_close(jitted, eager, **REORDER)
@@ -103,7 +123,7 @@ def test_accepts_and_ignores_extra_args(entry):
 def test_every_numeric_hyperparameter_is_injectable(entry):
     injected = optax.inject_hyperparams(entry.make)(**entry.kwargs)
     params = nested_params()
-    expected, _ = _run(entry(), params, _grads(params, 6))
+    expected, _ = _run_entry(entry, params, _grads(params, 6))
     actual, state = _run(injected, params, _grads(params, 6))
     # Hyperparameters arrive as traced float32 arrays instead of constants: XLA folds them differently.
     chex.assert_trees_all_close(actual, expected, **REORDER)
@@ -119,7 +139,7 @@ def test_float32_hyperparameters_beside_bfloat16_params(entry):
     # run it (the suite's strict mode would refuse Optax's own bfloat16 * float32).
     with jax.numpy_dtype_promotion("standard"):
         actual, state = _run(injected, params, _grads(params, 4))
-    expected, _ = _run(entry(), params, _grads(params, 4))
+    expected, _ = _run_entry(entry, params, _grads(params, 4))
     floats = {jnp.dtype(v.dtype) for v in state.hyperparams.values() if jnp.issubdtype(v.dtype, jnp.floating)}
     assert floats <= {jnp.dtype(jnp.float32)}
     # The same float32 values either way; what differs is folding (constants vs arguments), then one
@@ -175,9 +195,9 @@ def test_low_precision_params_give_float32_values_to_their_precision(entry, dtyp
     # updates must agree to the low dtype's precision, so a silent zero step (or an overflowed state) fails.
     params = nested_params(dtype)
     grads = _grads(params, 5)
-    low, low_state = _run(entry(), params, grads)
+    low, low_state = _run_entry(entry, params, grads)
     up = lambda tree: jax.tree.map(lambda x: x.astype(jnp.float32), tree)  # noqa: E731
-    high, _ = _run(entry(), up(params), [up(g) for g in grads])
+    high, _ = _run_entry(entry, up(params), [up(g) for g in grads])
     # First moments are stored in the params' dtype (one rounding per step, 2^-8 in bfloat16, 2^-11 in
     # float16), squared accumulators in float32; 5 steps of such roundings stay below 8 ulps.
     ulp = 2**-8 if dtype == jnp.bfloat16 else 2**-11
@@ -262,7 +282,7 @@ def test_empty_and_none_subtrees(entry):
 # ----------------------------------------------------------------------------- complex params
 
 
-@pytest.mark.parametrize("entry", [e for e in REGISTRY if e.complex is not None], ids=str)
+@parametrize_entries([e for e in REGISTRY if e.complex is not None])
 def test_complex_params_rotate_with_their_gradients(entry):
     # Every update here depends on g only through g itself and |g|^2: multiplying every gradient (and
     # param) by one phase e^{i theta} must multiply every update by the same phase. A real square (g * g)
@@ -271,9 +291,9 @@ def test_complex_params_rotate_with_their_gradients(entry):
     phase = np.exp(0.7j)
     params = nested_params()
     grads = _grads(params, 5)
-    real, _ = _run(entry(**entry.complex), params, grads)
+    real, _ = _run_entry(entry, params, grads, **entry.complex)
     rotate = lambda tree: jax.tree.map(lambda x: jnp.asarray(np.asarray(x) * phase, jnp.complex64), tree)  # noqa: E731
-    turned, state = _run(entry(**entry.complex), rotate(params), [rotate(g) for g in grads])
+    turned, state = _run_entry(entry, rotate(params), [rotate(g) for g in grads], **entry.complex)
     for t, (a, e) in enumerate(zip(turned, real, strict=True)):
         error = _max_relative(a, jax.tree.map(lambda x: np.asarray(x) * phase, e))
         assert error < 1e-5, f"step {t}: relative error {error:.3g}"  # float32 rounding, a few ulps.

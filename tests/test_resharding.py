@@ -12,9 +12,6 @@ as written. ``abstract_state`` itself is checked here, in-process, on one device
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -24,7 +21,9 @@ from jax.sharding import PartitionSpec as P
 
 from adaptive_tx import sharding
 from adaptive_tx.sharding import abstract_state, state_shardings
-from tests.helpers import REGISTRY, nested_params
+from tests import background
+from tests.background import Job
+from tests.helpers import REGISTRY, nested_params, parametrize_entries
 from tests.parity import require
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,16 +53,18 @@ TARGETS = {
 }
 
 
+def _resharding_worker(directory):
+    background.python(["-m", "tests.resharding_worker", str(directory / "ckpt"), str(directory / "report.json")])
+    return json.loads((directory / "report.json").read_text())
+
+
+JOBS = {"report": Job("resharding_worker", _resharding_worker, seconds=37)}  # Its readers: exhaustive.
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report():
     require("orbax.checkpoint")
-    directory = tmp_path_factory.mktemp("resharding")
-    out = directory / "report.json"
-    # The repository root first on the path, so the worker imports this checkout's adaptive_tx and tests.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    worker = [sys.executable, "-m", "tests.resharding_worker", str(directory / "ckpt"), str(out)]
-    subprocess.run(worker, cwd=ROOT, env=env, check=True)
-    return json.loads(out.read_text())
+    return JOBS["report"].result()
 
 
 def restores(report):
@@ -76,6 +77,7 @@ def restores(report):
     }
 
 
+@pytest.mark.exhaustive
 def test_every_transformation_mesh_and_placement_is_covered(report):
     assert {name: sorted(report[name]) for name in EXPECTED_AXES} == EXPECTED_AXES
     assert set(EXPECTED_AXES) - {"inject_hyperparams(adam)"} <= {entry.name for entry in REGISTRY}
@@ -87,6 +89,7 @@ def test_every_transformation_mesh_and_placement_is_covered(report):
     assert all(results["state leaves"] >= 10 for results in restores(report).values())
 
 
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("check", ["target", "restored shardings", "shardings after 3 steps"])
 def test_every_leaf_has_exactly_the_requested_sharding(report, check):
     # "target": abstract_state's leaves are tx.init's shapes and dtypes on state_shardings' placements.
@@ -94,17 +97,20 @@ def test_every_leaf_has_exactly_the_requested_sharding(report, check):
     assert problems == {}
 
 
+@pytest.mark.exhaustive
 def test_restored_leaves_are_the_saved_bits(report):
     problems = {case: results["restored values"] for case, results in restores(report).items()}
     assert {case: differences for case, differences in problems.items() if differences} == {}
 
 
+@pytest.mark.exhaustive
 def test_training_continues_bit_identically_on_the_same_placement(report):
     same = {case: results["after 3 steps"] for case, results in restores(report).items() if "same placement" in case}
     assert len(same) == 2 * sum(len(axes) for axes in EXPECTED_AXES.values())
     assert {case: differences for case, differences in same.items() if differences} == {}
 
 
+@pytest.mark.exhaustive
 def test_training_continues_within_float32_rounding_on_another_placement(report):
     # Each difference is a float (a normwise relative difference); a string is a dtype, a shape or a
     # non-finite value that differs, which no tolerance admits.
@@ -117,10 +123,12 @@ def test_training_continues_within_float32_rounding_on_another_placement(report)
     assert problems == {}
 
 
+@pytest.mark.exhaustive
 def test_orbax_and_jax_raise_no_warnings(report):
     assert report["warnings"] == []
 
 
+@pytest.mark.exhaustive
 def test_the_readmes_recipe_restores_onto_the_new_mesh(report):
     assert report["README recipe"] == {
         "target": [],
@@ -135,7 +143,7 @@ def test_the_readmes_recipe_restores_onto_the_new_mesh(report):
 
 
 @pytest.mark.parametrize("zero_axis", [None, "data"])
-@pytest.mark.parametrize("entry", [e for e in REGISTRY if e.shardable], ids=str)
+@parametrize_entries([e for e in REGISTRY if e.shardable])
 def test_abstract_state_is_inits_shapes_on_state_shardings(entry, zero_axis):
     mesh = jax.make_mesh((1, 1), ("data", "model"))
     tx = entry()

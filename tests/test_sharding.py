@@ -9,12 +9,12 @@ sharded params (``shardable=False``: ``atx.packed``) must refuse them instead, n
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests import background
+from tests.background import Job
 from tests.helpers import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,11 +28,18 @@ CHECKS = [
 ]
 
 
+def _sharding_worker(directory):
+    background.python(["-m", "tests.sharding_worker", str(directory / "report.json")])
+    return json.loads((directory / "report.json").read_text())
+
+
+JOBS = {"report": Job("sharding_worker", _sharding_worker, seconds=49)}
+pytestmark = pytest.mark.exhaustive  # A multi-device worker.
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sharding") / "report.json"
-    subprocess.run([sys.executable, "-m", "tests.sharding_worker", str(out)], cwd=ROOT, check=True)
-    return json.loads(out.read_text())
+def report():
+    return JOBS["report"].result()
 
 
 @pytest.mark.parametrize("entry", [e for e in REGISTRY if e.shardable], ids=str)

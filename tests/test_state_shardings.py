@@ -9,8 +9,6 @@ Explicit axes, on params of mixed specs:
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -18,16 +16,25 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from adaptive_tx.sharding import state_shardings, zero_spec
+from tests import background
+from tests.background import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = [f"{axes}, {placement}" for axes in ("Auto", "Explicit") for placement in ("like the params", "ZeRO-1")]
 
 
+def _zero_worker(directory):
+    background.python(["-m", "tests.zero_worker", str(directory / "report.json")])
+    return json.loads((directory / "report.json").read_text())
+
+
+JOBS = {"report": Job("zero_worker", _zero_worker, seconds=169)}
+pytestmark = pytest.mark.exhaustive  # A multi-device worker.
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("zero") / "report.json"
-    subprocess.run([sys.executable, "-m", "tests.zero_worker", str(out)], cwd=ROOT, check=True)
-    return json.loads(out.read_text())
+def report():
+    return JOBS["report"].result()
 
 
 def _names():
