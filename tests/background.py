@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Two at a time: beside the in-process tests, the longest job and the others, one after another.
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="background-job")
 _BASE = Path(tempfile.mkdtemp(prefix="adaptive_tx-jobs-"))
+STARTED: list[Job] = []  # In the order they were started.
 atexit.register(shutil.rmtree, _BASE, ignore_errors=True)
 
 
@@ -41,13 +43,22 @@ class Job:
         self.name = name
         self.work = work
         self.seconds = seconds
+        self.took: float | None = None  # Seconds, once it has run.
         self._future: concurrent.futures.Future | None = None
 
     def start(self) -> Job:
         if self._future is None:
             directory = Path(tempfile.mkdtemp(prefix=re.sub(r"\W+", "-", self.name) + "-", dir=_BASE))
-            self._future = _POOL.submit(self.work, directory)
+            self._future = _POOL.submit(self._timed, directory)
+            STARTED.append(self)
         return self
+
+    def _timed(self, directory: Path) -> Any:
+        start = time.monotonic()
+        try:
+            return self.work(directory)
+        finally:
+            self.took = time.monotonic() - start
 
     def result(self) -> Any:
         return self.start()._future.result()  # type: ignore[union-attr]

@@ -59,6 +59,11 @@ def pytest_collection_finish(session):
             job.start()
 
 
+def pytest_terminal_summary(terminalreporter):
+    if ran := [job for job in background.STARTED if job.took is not None]:
+        terminalreporter.write_line("background jobs: " + ", ".join(f"{job.name} {job.took:.0f} s" for job in ran))
+
+
 # ----------------------------------------------------------------------------- CI: no silent skips
 # Under CI (CI=true) every requirement is installed, so a skipped test means a broken set-up: fail the run.
 _skipped: list[str] = []

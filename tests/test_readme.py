@@ -29,6 +29,13 @@ def test_readme_has_both_commands():
     assert len(BLOCKS) >= 2
 
 
+def test_ci_runs_readmes_test_command_and_the_whole_matrix_it_names():
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "\nrun_pytest --cov " in ci  # README's `pytest`, measuring coverage.
+    assert "\nrun_pytest -m exhaustive -n 0 --cov --cov-append\n" in ci
+    assert "pytest -m exhaustive -n 0" in README.read_text()
+
+
 def test_readme_recipe_for_optax_checkpoints_is_the_tested_helper():
     import inspect
     import textwrap
