@@ -16,8 +16,18 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
-# ----------------------------------------------------------------------------- compile once, reuse everywhere
+# ----------------------------------------------------------------------------- README's pytest, the whole matrix
 def pytest_configure(config):
+    # pyproject's addopts leave out the tests marked exhaustive; a test named by its id runs whatever its
+    # marker (``pytest tests/test_registry.py::test_jit_equals_eager[adam]``), unless -m is given as well.
+    args = [str(a) for a in config.invocation_params.args]
+    if not any(a.startswith("-m") for a in args) and any("::" in a for a in args):
+        config.option.markexpr = ""
+    _persistent_compilation_cache(config)
+
+
+# ----------------------------------------------------------------------------- compile once, reuse everywhere
+def _persistent_compilation_cache(config):
     """JAX's persistent compilation cache, for every compile however fast, in ``.pytest_cache/d/jax``.
 
     Its key is the compiled program itself (the lowered module, the compile options, the devices, the JAX
@@ -40,9 +50,11 @@ def pytest_configure(config):
 
 # ----------------------------------------------------------------------------- background jobs
 def _jobs(item) -> list[Job]:
-    """The jobs (tests/background.py) whose results ``item`` reads: its module's ``JOBS`` by fixture name."""
+    """The jobs (tests/background.py) whose results ``item`` reads: its module's ``JOBS``, a job or a tuple of
+    jobs per fixture name."""
     jobs = getattr(getattr(item, "module", None), "JOBS", {})
-    return [job for fixture, job in jobs.items() if fixture in getattr(item, "fixturenames", ())]
+    used = [job for fixture, job in jobs.items() if fixture in getattr(item, "fixturenames", ())]
+    return [job for entry in used for job in (entry if isinstance(entry, tuple) else (entry,))]
 
 
 def pytest_collection_modifyitems(session, config, items):
