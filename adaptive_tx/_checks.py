@@ -111,3 +111,13 @@ def check_learning_rate(value: Any, name: str = "learning_rate") -> None:
 def all_numbers(values: Sequence[Any]) -> bool:
     """True if every value is a checkable Python number (no tracers or arrays)."""
     return all(is_number(v) for v in values)
+
+
+def check_count(name: str, value: Any, *, allow_none: bool = False) -> None:
+    """A count that shapes the computation (every how many steps, how many coordinates) is a Python int >= 1."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be an int >= 1{' or None' if allow_none else ''}, got {_describe(value)}.")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}.")

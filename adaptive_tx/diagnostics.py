@@ -3,32 +3,68 @@
 An adaptive optimizer's learning rate is only where its step starts: AdaGrad divides it by a root that
 keeps growing, RMSprop by one that levels off, Adadelta has none and still moves. The *effective* learning
 rate ``|u| / |g|``, the step the optimizer took per unit of gradient, shows what actually happened, one
-coordinate at a time. ``track`` wraps any transformation and keeps a few float32 summaries of it in the
-optimizer state, computed inside the jitted step, so a training loop can log them every step.
+coordinate at a time. ``track`` wraps any transformation and keeps float32 summaries of it in the
+optimizer state, for the whole model or per layer, computed inside the jitted step; ``scalars`` turns them
+into ``{name: float}`` for any logger (TensorBoard, Weights & Biases, a CSV file).
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from adaptive_tx import _leafwise
+from adaptive_tx import _checks, _leafwise
 
-__all__ = ("TrackState", "TrackStats", "effective_learning_rate", "summarize", "track")
+__all__ = (
+    "QUANTILE_RESOLUTION",
+    "TrackState",
+    "TrackStats",
+    "effective_learning_rate",
+    "scalars",
+    "summarize",
+    "track",
+)
 
 Array = jax.Array
 ArrayTree = Any
 
+# The quantiles come from a histogram of the ratios' float32 bit patterns: the exponent and the top
+# _MANTISSA_BITS of the mantissa name a bin, so every octave [2^e, 2^(e+1)) has 16 bins of equal width
+# 2^e / 16 (log-spaced to within a factor 2). A quantile is reported as its bin's midpoint: within
+# 1/32 of the value of the coordinate it stands for, relative.
+_MANTISSA_BITS = 4
+_SHIFT = 23 - _MANTISSA_BITS  # float32 has 23 mantissa bits.
+_BINS = 1 << (31 - _SHIFT)  # 4096: every non-negative float32 (inf and NaN in the top bins).
+QUANTILE_RESOLUTION = 2.0 ** -(_MANTISSA_BITS + 1)
+"""The relative error of ``effective_lr_p10/median/p90`` against the exact quantile's value: 1/32."""
+_QUANTILES = (0.1, 0.5, 0.9)
+_ROW = 1 << 16  # A long vector is reduced as rows of this many coordinates (see _reduce_once).
+_SAMPLE = 65536  # track's default: the quantiles of a larger leaf read every k-th coordinate (k odd).
+
 
 class TrackStats(NamedTuple):
-    """What :func:`track` measured at the last step, all float32 scalars.
+    """What :func:`track` measured at the last step, all float32 scalars (dicts of them with ``per_leaf``).
 
-    ``effective_lr_*`` summarize ``|u_i| / |g_i|`` over the coordinates with ``g_i != 0`` (all three are 0
-    when every gradient coordinate is 0); the root-mean-squares run over every coordinate, so a momentum
-    step on a coordinate whose gradient is 0 still counts.
+    Read ``effective_lr_median`` (with ``effective_lr_p10`` and ``effective_lr_p90`` for the spread): the step
+    size the optimizer took per unit of gradient, on a typical coordinate. The mean and the extremes of
+    ``|u_i| / |g_i|`` are dominated by the coordinates whose gradient is nearly 0 (on an MLP Adam's max is
+    ~1e7 where its median is ~10); they stay for what they are, a bound. ``update_to_param_ratio`` per layer
+    (``track(tx, per_leaf=True)``) is the usual health check of training, about 1e-3.
+
+    The ``effective_lr_*`` statistics run over the coordinates with ``g_i != 0`` (all are 0 when every
+    gradient coordinate is 0); the root-mean-squares and norms over every coordinate, so a momentum step on
+    a coordinate whose gradient is 0 still counts. The three quantiles are NumPy's ``method="lower"``
+    quantiles (the coordinate of rank ``floor(q (n - 1))``) read from a histogram: within
+    :data:`QUANTILE_RESOLUTION` (1/32) of that coordinate's value, relative, 0 when it is 0, over every
+    coordinate of a leaf of at most ``sample`` coordinates (see :func:`track`) and over every k-th one of a
+    larger leaf.
     """
 
     effective_lr_mean: Array  # mean of |u| / |g| over g != 0.
@@ -36,14 +72,19 @@ class TrackStats(NamedTuple):
     effective_lr_max: Array  # max of |u| / |g| over g != 0.
     update_rms: Array  # sqrt(mean |u|^2): the size of the step.
     grad_rms: Array  # sqrt(mean |g|^2): the size of the gradient.
-    update_to_param_ratio: Array  # ||u|| / ||w|| (global 2-norms); NaN when update gets no params.
+    update_to_param_ratio: Array  # ||u|| / ||w|| (2-norms); NaN when update gets no params.
+    effective_lr_p10: Array  # 10th percentile of |u| / |g| over g != 0.
+    effective_lr_median: Array  # median of |u| / |g| over g != 0: the one to read.
+    effective_lr_p90: Array  # 90th percentile of |u| / |g| over g != 0.
+    update_to_grad_ratio: Array  # ||u|| / ||g|| (2-norms): the step per unit of gradient, as a whole.
 
 
 class TrackState(NamedTuple):
-    """State of :func:`track`: the wrapped transformation's state and the last step's statistics."""
+    """State of :func:`track`: the wrapped transformation's state and the last measured statistics."""
 
     inner_state: optax.OptState
     stats: TrackStats
+    count: Array  # t: the updates seen (int32, saturating); stats are measured when t % every == 0.
 
 
 def _real_dtype(*leaves: Any) -> Any:
@@ -80,14 +121,27 @@ def effective_learning_rate(updates: ArrayTree, grads: ArrayTree) -> ArrayTree:
       Optimization*, JMLR 2011 (the per-coordinate learning rate).
     """
     _check_like(updates, grads)
-    return jax.tree.map(_ratio, updates, grads)
+    return jax.tree.map(lambda u, g: _ratio(u, g)[0], updates, grads)
 
 
-def _ratio(u: Array, g: Array) -> Array:
+def _ratio(u: Array, g: Array) -> tuple[Array, Array, Array, Array]:
+    """|u| / |g| (0 where g = 0), g != 0, |u| and |g|, in the real dtype of ``u`` and ``g`` (float32 or wider)."""
     dtype = _real_dtype(u, g)
-    magnitude_g = jnp.abs(g).astype(dtype)
+    magnitude_u, magnitude_g = jnp.abs(u).astype(dtype), jnp.abs(g).astype(dtype)
     nonzero = magnitude_g != 0
-    return jnp.where(nonzero, jnp.abs(u).astype(dtype) / jnp.where(nonzero, magnitude_g, 1), 0)
+    return jnp.where(nonzero, magnitude_u / jnp.where(nonzero, magnitude_g, 1), 0), nonzero, magnitude_u, magnitude_g
+
+
+def _leaf_names(tree: ArrayTree) -> list[str]:
+    """Each leaf's path as ``a/b/0`` (the empty string for a bare array): the keys of per-leaf statistics.
+
+    >>> _leaf_names({"dense": {"w": 1, "b": 2}, "out": [3]})
+    ['dense/b', 'dense/w', 'out/0']
+    """
+    names = [jax.tree_util.keystr(p, simple=True, separator="/") for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    if len(set(names)) < len(names):
+        raise ValueError(f"per-leaf statistics are named by the leaves' paths, and these repeat: {names}")
+    return names
 
 
 def _check_like(updates: ArrayTree, grads: ArrayTree) -> None:
@@ -97,94 +151,252 @@ def _check_like(updates: ArrayTree, grads: ArrayTree) -> None:
             f"updates and grads must be trees of the same structure, got {jax.tree.structure(updates)} and "
             f"{jax.tree.structure(grads)}"
         )
-    for path, u, g in zip(
-        (jax.tree_util.keystr(p) or "(the root)" for p, _ in jax.tree_util.tree_flatten_with_path(grads)[0]),
-        jax.tree.leaves(updates),
-        jax.tree.leaves(grads),
-        strict=True,
-    ):
+    for (path, g), u in zip(jax.tree_util.tree_flatten_with_path(grads)[0], jax.tree.leaves(updates), strict=True):
         if jnp.shape(u) != jnp.shape(g):
-            raise ValueError(f"leaf {path}: the update has shape {jnp.shape(u)} but the gradient {jnp.shape(g)}")
+            raise ValueError(
+                f"leaf {jax.tree_util.keystr(path) or '(the root)'}: the update has shape {jnp.shape(u)} but the "
+                f"gradient {jnp.shape(g)}"
+            )
 
 
-def summarize(updates: ArrayTree, grads: ArrayTree, params: ArrayTree | None = None) -> TrackStats:
+# ----------------------------------------------------------------------------------------------- one leaf
+class _Totals(NamedTuple):
+    """Sums and extremes over a set of coordinates (a leaf, or several merged): what TrackStats follow from."""
+
+    nonzero: Array  # the number of coordinates with g != 0.
+    lr_sum: Array  # sum of |u| / |g| over g != 0.
+    lr_min: Array  # min of |u| / |g| over g != 0 (inf if none).
+    lr_max: Array  # max of |u| / |g| (0 where g = 0).
+    u2: Array  # ||u||^2.
+    g2: Array  # ||g||^2.
+    w2: Array  # ||w||^2 (NaN without params).
+    size: Array  # the number of coordinates.
+    histogram: Array  # float32[_BINS]: coordinates with g != 0 per bin of |u| / |g|, each sampled one weighing k.
+
+
+# How each scalar field of _Totals combines over coordinates and over leaves, and its value on no coordinate.
+_SUM, _MIN, _MAX = (jnp.add, jnp.sum, 0.0), (jnp.minimum, jnp.min, math.inf), (jnp.maximum, jnp.max, 0.0)
+_COMBINE: tuple[tuple[Callable[[Array, Array], Array], Callable[..., Array], float], ...] = (
+    _SUM,
+    _SUM,
+    _MIN,
+    _MAX,
+    _SUM,
+    _SUM,
+    _SUM,
+)
+
+
+def _under_mesh() -> bool:
+    """True under ``jax.set_mesh`` with several devices: the leaves may be split, so nothing may gather them."""
+    return jax.sharding.get_abstract_mesh().size > 1
+
+
+def _explicitly_sharded(x: Array) -> bool:
+    """True for an array split over a mesh's Explicit axes: a scatter from it must be told its output's sharding."""
+    return any(jax.typeof(x).sharding.spec)
+
+
+def _reduce_once(operands: Sequence[Array]) -> list[Array]:
+    """The seven scalar fields of :class:`_Totals` from their per-coordinate operands, in one traversal.
+
+    One variadic ``lax.reduce``: XLA reads each coordinate once and updates seven accumulators. It runs over
+    the last axis, then over the (few) partial results: XLA's CPU backend vectorizes that form, twice as fast
+    as a flat reduction, so a vector longer than 65536 is first viewed as rows. Under a mesh of several
+    devices (``jax.set_mesh``) the fields are seven reductions instead, which XLA partitions (one
+    all-reduce); it would gather the leaf for a variadic one.
+    """
+    if _under_mesh():
+        return [whole(x, initial=identity) for x, (_, whole, identity) in zip(operands, _COMBINE, strict=True)]
+    if operands[0].ndim == 1 and operands[0].size > _ROW:
+        operands = [x.reshape(-1, math.gcd(x.size, _ROW)) for x in operands]
+    initial = tuple(jnp.asarray(identity, x.dtype) for x, (_, _, identity) in zip(operands, _COMBINE, strict=True))
+
+    def combine(a: Sequence[Array], b: Sequence[Array]) -> tuple[Array, ...]:
+        return tuple(op(x, y) for (op, _, _), x, y in zip(_COMBINE, a, b, strict=True))
+
+    ndim = operands[0].ndim
+    partial = jax.lax.reduce(tuple(operands), initial, combine, (ndim - 1,)) if ndim else tuple(operands)
+    return list(jax.lax.reduce(partial, initial, combine, tuple(range(max(ndim - 1, 0)))))
+
+
+def _stride(size: int, sample: int | None) -> int:
+    """Every how many coordinates the histogram reads: 1, or the odd k that keeps at most ``sample``.
+
+    Odd, so that the sampled coordinates of a matrix with a power-of-2 row length cycle through its columns.
+
+    >>> _stride(1000, 65536), _stride(4 * 1024 * 1024, 65536), _stride(4 * 1024 * 1024, None)
+    (1, 65, 1)
+    """
+    if sample is None or size <= sample:
+        return 1
+    k = -(-size // sample)
+    return k + 1 - k % 2
+
+
+def _histogram(ratio: Array, nonzero: Array, sample: int | None) -> Array:
+    """Counts of |u| / |g| over the coordinates with g != 0, per bin of its float32 bits (see _SHIFT)."""
+    k = _stride(ratio.size, sample)
+    if k > 1 and not _under_mesh():
+        ratio, nonzero = ratio.reshape(-1)[::k], nonzero.reshape(-1)[::k]
+    elif k > 1:  # Keep the shape and the sharding (XLA would gather the leaf to slice its flat view): every
+        # coordinate is binned, the unsampled ones with weight 0.
+        strides = np.cumprod((1, *ratio.shape[:0:-1]))[::-1]  # Row-major: the last axis varies fastest.
+        flat_index = sum(jax.lax.broadcasted_iota(jnp.int32, ratio.shape, axis) * int(s) for axis, s in enumerate(strides))
+        nonzero = nonzero & (flat_index % k == 0)
+    bits = jax.lax.bitcast_convert_type(ratio.astype(jnp.float32), jnp.uint32) & 0x7FFFFFFF  # |NaN| too.
+    bins = jax.lax.shift_right_logical(bits, jnp.uint32(_SHIFT)).astype(jnp.int32)
+    replicated = jax.sharding.PartitionSpec() if _explicitly_sharded(bins) else None  # The counts of all shards.
+    counts = jnp.zeros(_BINS, jnp.int32).at[bins].add(
+        jnp.where(nonzero, k, 0), mode="promise_in_bounds", out_sharding=replicated
+    )
+    return counts.astype(jnp.float32)
+
+
+def _leaf_totals(u: Array, g: Array, w: Array | None, sample: int | None) -> _Totals:
+    """The totals of one leaf: one traversal for the sums and extremes, a sampled one for the histogram."""
+    ratio, nonzero, magnitude_u, magnitude_g = _ratio(u, g)
+    dtype = ratio.dtype
+    w2 = jnp.square(jnp.abs(w).astype(dtype)) if w is not None else jnp.zeros_like(ratio)
+    scalars = _reduce_once(
+        (
+            nonzero.astype(dtype),
+            ratio,
+            jnp.where(nonzero, ratio, jnp.inf),
+            ratio,
+            jnp.square(magnitude_u),
+            jnp.square(magnitude_g),
+            w2,
+        )
+    )
+    if w is None:
+        scalars[6] = jnp.asarray(jnp.nan, dtype)
+    return _Totals(*scalars, size=jnp.asarray(ratio.size, dtype), histogram=_histogram(ratio, nonzero, sample))
+
+
+def _merge(totals: Sequence[_Totals], dtype: Any) -> _Totals:
+    """The totals of several leaves together (of none: no coordinates)."""
+    if not totals:
+        zero = jnp.zeros((), dtype)
+        return _Totals(*(jnp.asarray(i, dtype) for _, _, i in _COMBINE), size=zero, histogram=jnp.zeros(_BINS))
+    columns = list(zip(*totals, strict=True))
+    merged = [functools.reduce(op, column) for (op, _, _), column in zip(_COMBINE, columns)]
+    return _Totals(*merged, size=functools.reduce(jnp.add, columns[7]), histogram=functools.reduce(jnp.add, columns[8]))
+
+
+def _quantiles(histogram: Array, probabilities: Sequence[float]) -> list[Array]:
+    """The value of the coordinate of rank floor(q (n - 1)) for each q, as the midpoint of its bin."""
+    cumulative = jnp.cumsum(histogram)
+    total = cumulative[-1]
+    out = []
+    for q in probabilities:
+        rank = jnp.floor(q * jnp.maximum(total - 1, 0))
+        bin_ = jnp.searchsorted(cumulative, rank, side="right").astype(jnp.uint32)
+        midpoint = (bin_ << _SHIFT) | (1 << (_SHIFT - 1))
+        value = jax.lax.bitcast_convert_type(midpoint, jnp.float32)
+        out.append(jnp.where((total > 0) & (bin_ > 0), value, 0.0))  # Bin 0 holds 0 (and subnormals).
+    return out
+
+
+def _finish(t: _Totals) -> TrackStats:
+    zero = jnp.zeros((), t.u2.dtype)
+    any_nonzero = t.nonzero > 0
+
+    def norm_ratio(top: Array, bottom: Array) -> Array:  # 0 for no step; inf for a step against a 0 norm.
+        return jnp.where(top == 0, zero, jnp.sqrt(top) / jnp.sqrt(bottom))
+
+    p10, median, p90 = _quantiles(t.histogram, _QUANTILES)
+    stats = TrackStats(
+        effective_lr_mean=jnp.where(any_nonzero, t.lr_sum / jnp.maximum(t.nonzero, 1), zero),
+        effective_lr_min=jnp.where(any_nonzero, t.lr_min, zero),
+        effective_lr_max=t.lr_max,
+        update_rms=jnp.sqrt(t.u2 / jnp.maximum(t.size, 1)),
+        grad_rms=jnp.sqrt(t.g2 / jnp.maximum(t.size, 1)),
+        update_to_param_ratio=jnp.where(jnp.isnan(t.w2), t.w2, norm_ratio(t.u2, t.w2)),
+        effective_lr_p10=p10,
+        effective_lr_median=median,
+        effective_lr_p90=p90,
+        update_to_grad_ratio=norm_ratio(t.u2, t.g2),
+    )
+    return TrackStats(*(s.astype(jnp.float32) for s in stats))
+
+
+def summarize(
+    updates: ArrayTree,
+    grads: ArrayTree,
+    params: ArrayTree | None = None,
+    *,
+    per_leaf: bool = False,
+    sample: int | None = _SAMPLE,
+) -> TrackStats:
     """The :class:`TrackStats` of one step: ``updates`` returned for ``grads`` at ``params``.
 
-    One pass over each leaf (XLA fuses the reductions), then a few scalar operations.
+    One traversal of each leaf for the sums and extremes (a variadic reduction), one of at most ``sample``
+    of its coordinates for the quantiles' histogram, then a few scalar operations.
 
     Args:
       updates: what the optimizer returned.
       grads: the gradients it was given.
       params: the params the updates will be added to; without them ``update_to_param_ratio`` is NaN.
+      per_leaf: statistics of each leaf instead of the whole tree: each field of the :class:`TrackStats` is
+        a dict ``{leaf path: value}``, the path as ``"dense/w"``.
+      sample: the quantiles of a leaf of more than ``sample`` coordinates read every k-th one (k the
+        smallest odd number that keeps at most ``sample``; each stands for k); ``None`` reads them all.
 
     Returns:
-      :class:`TrackStats` of float32 scalars.
+      :class:`TrackStats` of float32 scalars, or of trees of them.
     """
     _check_like(updates, grads)
-    dtype = _real_dtype(*jax.tree.leaves(updates), *jax.tree.leaves(grads))
-    totals: dict[str, list[Any]] = {
-        "count": [],
-        "lr_sum": [],
-        "lr_min": [],
-        "lr_max": [],
-        "u2": [],
-        "g2": [],
-        "size": [],
-    }
-    for u, g in zip(jax.tree.leaves(updates), jax.tree.leaves(grads), strict=True):
-        ratio = _ratio(u, g)
-        nonzero = g != 0
-        totals["count"].append(jnp.sum(nonzero, dtype=dtype))
-        totals["lr_sum"].append(jnp.sum(ratio, dtype=dtype))
-        totals["lr_min"].append(jnp.min(jnp.where(nonzero, ratio, jnp.inf), initial=jnp.inf))
-        totals["lr_max"].append(jnp.max(ratio, initial=0))  # ratio is 0 where g == 0.
-        totals["u2"].append(jnp.sum(jnp.square(jnp.abs(u).astype(dtype))))
-        totals["g2"].append(jnp.sum(jnp.square(jnp.abs(g).astype(dtype))))
-        totals["size"].append(jnp.size(g))
-    zero = jnp.zeros((), dtype)
-    count = sum(totals["count"], zero)
-    size = jnp.asarray(max(sum(totals["size"]), 1), dtype)
-    u2 = sum(totals["u2"], zero)
-    if params is None:
-        ratio_to_params = jnp.asarray(jnp.nan, dtype)
-    else:
-        w2 = sum((jnp.sum(jnp.square(jnp.abs(w).astype(dtype))) for w in jax.tree.leaves(params)), zero)
-        ratio_to_params = jnp.where(u2 == 0, zero, jnp.sqrt(u2) / jnp.sqrt(w2))  # inf from w = 0 on a step.
-    any_nonzero = count > 0
-    lr_min = jnp.min(jnp.stack(totals["lr_min"])) if totals["lr_min"] else zero
-    lr_max = jnp.max(jnp.stack(totals["lr_max"])) if totals["lr_max"] else zero
-    stats = TrackStats(
-        effective_lr_mean=jnp.where(any_nonzero, sum(totals["lr_sum"], zero) / jnp.maximum(count, 1), zero),
-        effective_lr_min=jnp.where(any_nonzero, lr_min, zero),
-        effective_lr_max=lr_max,
-        update_rms=jnp.sqrt(u2 / size),
-        grad_rms=jnp.sqrt(sum(totals["g2"], zero) / size),
-        update_to_param_ratio=ratio_to_params,
-    )
-    return TrackStats(*(s.astype(jnp.float32) for s in stats))
+    if params is not None:
+        _check_like(params, grads)
+    _checks.check_bool("per_leaf", per_leaf)
+    _checks.check_count("sample", sample, allow_none=True)
+    # Counts, extremes and a histogram have no useful derivative: a step differentiated through (a learned
+    # learning rate) carries none into them.
+    updates, grads, params = jax.lax.stop_gradient((updates, grads, params))
+    u_leaves, g_leaves = jax.tree.leaves(updates), jax.tree.leaves(grads)
+    w_leaves = jax.tree.leaves(params) if params is not None else [None] * len(g_leaves)
+    totals = [_leaf_totals(u, g, w, sample) for u, g, w in zip(u_leaves, g_leaves, w_leaves, strict=True)]
+    names = _leaf_names(grads)
+    if not (per_leaf and names):  # A tree without leaves has one set of statistics, per leaf or not.
+        return _finish(_merge(totals, _real_dtype(*u_leaves, *g_leaves)))
+    per = [_finish(t) for t in totals]
+    return TrackStats(*({name: s[i] for name, s in zip(names, per, strict=True)} for i in range(len(TrackStats._fields))))
 
 
-def _with_stats(
-    new_updates: ArrayTree, inner_state: optax.OptState, grads: ArrayTree, params: ArrayTree | None
-) -> tuple[ArrayTree, TrackState]:
-    return new_updates, TrackState(inner_state, summarize(new_updates, grads, params))
-
-
-def track(tx: optax.GradientTransformation) -> optax.GradientTransformation:
-    """Wrap ``tx`` so that its state also holds :class:`TrackStats` of the last step.
+def track(
+    tx: optax.GradientTransformation,
+    *,
+    per_leaf: bool = False,
+    every: int = 1,
+    sample: int | None = _SAMPLE,
+) -> optax.GradientTransformation:
+    """Wrap ``tx`` so that its state also holds :class:`TrackStats` of its steps.
 
     The updates are ``tx``'s own arrays, returned unchanged; the state is :class:`TrackState`
-    ``(inner_state, stats)``. (Under ``jax.jit`` XLA compiles the update together with its new consumers, the
-    statistics, and may then round the update differently in its last bit, as it does when a training step
-    also logs ``optax.tree.norm(updates)``; op by op the updates are identical.) It
+    ``(inner_state, stats, count)``. (Under ``jax.jit`` XLA compiles the update together with its new
+    consumers, the statistics, and may then round the update differently in its last bit, as it does when a
+    training step also logs ``optax.tree.norm(updates)``; op by op the updates are identical.) It
     composes like any transformation (``optax.chain``, ``optax.inject_hyperparams``, ``optax.MultiSteps``,
     ``optax.apply_if_finite``); a ``GradientTransformationExtraArgs`` stays one and passes its extra
-    arguments through. The statistics cost one reduction pass over the updates and gradients; pass
-    ``params`` to ``update`` to get ``update_to_param_ratio``. Find them in a larger state with
-    ``optax.tree_utils.tree_get(opt_state, "stats")``.
+    arguments through. Pass ``params`` to ``update`` to get ``update_to_param_ratio``; find the statistics
+    in a larger state with ``optax.tree_utils.tree_get(opt_state, "stats")`` and log them with
+    :func:`scalars`.
+
+    Cost: one traversal of each leaf's updates, gradients and params (a variadic reduction XLA runs as one
+    loop) and a histogram of at most ``sample`` coordinates per leaf; ``every=k`` pays it on one step in k.
 
     Args:
       tx: any ``optax.GradientTransformation``.
+      per_leaf: keep the statistics of every params leaf instead of the whole model's: each field of
+        :class:`TrackStats` is then a dict ``{leaf path: value}``, the path as ``"dense/w"`` (a flat dict of
+        replicated scalars that ``optax.tree_utils.tree_map_params`` and ``sharding.state_shardings`` leave
+        alone; a tree without leaves has the whole tree's scalars).
+      every: measure on steps 0, k, 2k, ... (counting this transformation's updates) and keep the last
+        values in between.
+      sample: the quantiles of a leaf of more than ``sample`` coordinates read every k-th one (k the
+        smallest odd number that keeps at most ``sample``); ``None``: every coordinate, exactly to the
+        histogram's resolution, at the price of a scatter over the whole leaf.
 
     Returns:
       A transformation of the same kind as ``tx``.
@@ -210,10 +422,31 @@ def track(tx: optax.GradientTransformation) -> optax.GradientTransformation:
     """
     if not isinstance(tx, optax.GradientTransformation):
         raise TypeError(f"track wraps an optax.GradientTransformation, got {type(tx).__name__}")
+    _checks.check_bool("per_leaf", per_leaf)
+    _checks.check_count("every", every)
+    _checks.check_count("sample", sample, allow_none=True)
 
     def init_fn(params: ArrayTree) -> TrackState:
-        zero = _leafwise.init_scalar(params, 0.0, jnp.float32)
-        return TrackState(inner_state=tx.init(params), stats=TrackStats(*([zero] * len(TrackStats._fields))))
+        names = _leaf_names(params)
+
+        def field() -> Array | dict[str, Array]:  # Distinct arrays: a donated state must not repeat a buffer.
+            # Without leaves (Optax's tree_map_params calls init with a leafless placeholder), a scalar: so that
+            # tree_map_params sees no params tree here and leaves the statistics alone.
+            if per_leaf and names:
+                return {name: _leafwise.init_scalar(params, 0.0, jnp.float32) for name in names}
+            return _leafwise.init_scalar(params, 0.0, jnp.float32)
+
+        stats = TrackStats(*(field() for _ in TrackStats._fields))
+        return TrackState(tx.init(params), stats, _leafwise.init_count(params))
+
+    def with_stats(
+        new_updates: ArrayTree, inner_state: optax.OptState, grads: ArrayTree, params: ArrayTree | None, state: TrackState
+    ) -> tuple[ArrayTree, TrackState]:
+        def measure() -> TrackStats:
+            return summarize(new_updates, grads, params, per_leaf=per_leaf, sample=sample)
+
+        stats = measure() if every == 1 else jax.lax.cond(state.count % every == 0, measure, lambda: state.stats)
+        return new_updates, TrackState(inner_state, stats, _leafwise.next_count(state.count))
 
     if isinstance(tx, optax.GradientTransformationExtraArgs):
 
@@ -221,7 +454,7 @@ def track(tx: optax.GradientTransformation) -> optax.GradientTransformation:
             updates: ArrayTree, state: TrackState, params: ArrayTree | None = None, **extra_args: Any
         ) -> tuple[ArrayTree, TrackState]:
             new_updates, inner_state = tx.update(updates, state.inner_state, params, **extra_args)
-            return _with_stats(new_updates, inner_state, updates, params)
+            return with_stats(new_updates, inner_state, updates, params, state)
 
         return optax.GradientTransformationExtraArgs(init_fn, update_extra)
 
@@ -229,6 +462,46 @@ def track(tx: optax.GradientTransformation) -> optax.GradientTransformation:
         updates: ArrayTree, state: TrackState, params: ArrayTree | None = None
     ) -> tuple[ArrayTree, TrackState]:
         new_updates, inner_state = tx.update(updates, state.inner_state, params)
-        return _with_stats(new_updates, inner_state, updates, params)
+        return with_stats(new_updates, inner_state, updates, params, state)
 
     return optax.GradientTransformation(init_fn, update_fn)
+
+
+def scalars(stats: TrackStats | TrackState, prefix: str = "") -> dict[str, float]:
+    """``{name: value}`` of every statistic, as Python floats, for any logger.
+
+    The names are ``prefix/field`` and, for per-leaf statistics, ``prefix/field/path/of/the/leaf``
+    (TensorBoard groups the charts by the part before the first ``/``). The values are read from the
+    device once.
+
+    Args:
+      stats: a :class:`TrackStats` (``state.stats``), or the :class:`TrackState` that holds it.
+      prefix: prepended to every name, with a ``/``; ``""`` for none.
+
+    Returns:
+      A dict of Python floats, in the order of :class:`TrackStats`' fields.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> from adaptive_tx.diagnostics import scalars, track
+      >>> params = {"dense": {"w": jnp.ones(3)}, "bias": jnp.zeros(2)}
+      >>> tx = track(optax.sgd(0.5), per_leaf=True)
+      >>> _, state = tx.update({"dense": {"w": jnp.full(3, 2.0)}, "bias": jnp.ones(2)}, tx.init(params), params)
+      >>> logged = scalars(state, prefix="opt")
+      >>> logged["opt/effective_lr_mean/dense/w"], logged["opt/update_to_param_ratio/dense/w"]
+      (0.5, 1.0)
+      >>> logged["opt/effective_lr_median/bias"]  # 0.5 to within 1/32: the midpoint of its histogram bin.
+      0.515625
+    """
+    if isinstance(stats, TrackState):
+        stats = stats.stats
+    if not isinstance(stats, TrackStats):
+        raise TypeError(f"stats must be a TrackStats or a TrackState, got {type(stats).__name__}")
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+    named = {}
+    for field, values in zip(TrackStats._fields, jax.device_get(stats), strict=True):
+        for leaf, value in values.items() if isinstance(values, dict) else [("", values)]:
+            named["/".join(part for part in (prefix, field, leaf) if part)] = float(np.asarray(value))
+    return named

@@ -135,7 +135,13 @@ def state_shardings(
 
     try:
         return optax.tree_utils.tree_map_params(
-            tx, place, abstract_state, shapes, placements, transform_non_params=lambda _: replicated
+            tx,
+            place,
+            abstract_state,
+            shapes,
+            placements,
+            # A leaf, or a subtree that init builds otherwise for a leafless tree (track's per-leaf dicts).
+            transform_non_params=lambda other: jax.tree.map(lambda _: replicated, other),
         )
     except ValueError as error:  # A state holding trees that are not the params' (atx.packed's flat buffers).
         raise ValueError(

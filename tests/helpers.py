@@ -326,12 +326,12 @@ def _torch_betas(factory):
     return make
 
 
-def _tracked(factory):
-    """``track(factory(...))`` with ``factory``'s signature, so its hyperparameters can be injected."""
+def _tracked(factory, **knobs):
+    """``track(factory(...), **knobs)`` with ``factory``'s signature, so its hyperparameters can be injected."""
 
     @functools.wraps(factory)
     def make(**kwargs):
-        return track(factory(**kwargs))
+        return track(factory(**kwargs), **knobs)
 
     return make
 
@@ -704,6 +704,15 @@ REGISTRY = [
         {"eps": 0.1, "initial_accumulator": 0.5},
         (),
         {"eps": 0.0, "initial_accumulator": 0.0},
+        block=True,
+        all_reduce=_TRACK_REDUCES,
+    ),
+    Entry(  # Every knob of track: statistics per leaf, measured every other step, quantiles of 3 coordinates.
+        "track-scale_by_rms-per_leaf-every2-sample3",
+        _tracked(atx.scale_by_rms, per_leaf=True, every=2, sample=3),
+        {"decay": 0.8, "eps": 0.1, "initial_scale": 0.5},
+        ("decay",),
+        {"eps": 0.0, "initial_scale": 0.0},
         block=True,
         all_reduce=_TRACK_REDUCES,
     ),

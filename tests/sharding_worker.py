@@ -42,7 +42,7 @@ def _placement_problems(state, mesh, scalars_on_mesh=True):
     problems = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
         where = jax.tree_util.keystr(path)
-        names = [k for k in SPECS if f"'{k}'" in where]
+        names = [k for k in SPECS if f"'{k}'" in where and leaf.shape == SHAPES[k]]  # Not a per-leaf statistic.
         if names:
             (name,) = names
             if not leaf.sharding.is_equivalent_to(NamedSharding(mesh, SPECS[name]), leaf.ndim):

@@ -8,16 +8,29 @@ import optax
 import pytest
 
 import adaptive_tx as atx
-from adaptive_tx.diagnostics import TrackState, TrackStats, effective_learning_rate, summarize, track
+from adaptive_tx.diagnostics import (
+    QUANTILE_RESOLUTION,
+    TrackState,
+    TrackStats,
+    effective_learning_rate,
+    scalars,
+    summarize,
+    track,
+)
 from tests.helpers import REGISTRY, nested_params, registry
 
 # The stats are float32 scalars computed from float32 leaves: a sum of ~10 terms rounds to a few ulps.
 F32 = {"rtol": 2e-6, "atol": 0}
+QUANTILES = {"effective_lr_p10": 0.1, "effective_lr_median": 0.5, "effective_lr_p90": 0.9}
+
+
+def _flat(tree):
+    return np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in jax.tree.leaves(tree)])
 
 
 def _numpy_stats(u, g, w):
     """The documented statistics, in float64 NumPy, from flat arrays of all coordinates."""
-    u, g, w = (np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in jax.tree.leaves(t)]) for t in (u, g, w))
+    u, g, w = (_flat(t) for t in (u, g, w))
     nonzero = g != 0
     ratio = np.abs(u[nonzero]) / np.abs(g[nonzero])
     return {
@@ -27,7 +40,16 @@ def _numpy_stats(u, g, w):
         "update_rms": np.sqrt(np.mean(u**2)),
         "grad_rms": np.sqrt(np.mean(g**2)),
         "update_to_param_ratio": np.linalg.norm(u) / np.linalg.norm(w),
+        **{name: np.quantile(ratio, q, method="lower") for name, q in QUANTILES.items()},
+        "update_to_grad_ratio": np.linalg.norm(u) / np.linalg.norm(g),
     }
+
+
+def _assert_stats(stats, expected, **tolerance):
+    """Every statistic against NumPy's: the quantiles within the histogram's resolution, the rest to ``tolerance``."""
+    for name in TrackStats._fields:
+        rtol = QUANTILE_RESOLUTION if name in QUANTILES else tolerance.get("rtol", F32["rtol"])
+        np.testing.assert_allclose(getattr(stats, name), expected[name], rtol=rtol, atol=0, err_msg=name)
 
 
 def _gradients(steps, shape=(3, 4), seed=0):
@@ -62,6 +84,9 @@ def test_adagrads_effective_learning_rate_is_eta_over_root_of_the_sum():
             np.testing.assert_allclose(state.stats.effective_lr_mean, rate.mean(), rtol=1e-7)
             np.testing.assert_allclose(state.stats.effective_lr_min, rate.min(), rtol=1e-7)
             np.testing.assert_allclose(state.stats.effective_lr_max, rate.max(), rtol=1e-7)
+            for name, q in QUANTILES.items():  # Within the histogram's resolution, 1/32.
+                exact = np.quantile(rate, q, method="lower")
+                np.testing.assert_allclose(getattr(state.stats, name), exact, rtol=QUANTILE_RESOLUTION, err_msg=name)
             assert state.stats.effective_lr_mean.dtype == jnp.float32
 
 
@@ -145,8 +170,7 @@ def test_every_statistic_against_numpy():
         u, state = step(g, state, params)
         expected = _numpy_stats(u, g, params)
         assert seed == 0 or (g["b"][0] == 0 and u["b"][0] != 0)
-        for name in TrackStats._fields:
-            np.testing.assert_allclose(getattr(state.stats, name), expected[name], err_msg=name, **F32)
+        _assert_stats(state.stats, expected)
         params = optax.apply_updates(params, u)
 
 
@@ -166,7 +190,7 @@ def test_stats_are_float32_scalars_whatever_the_params():
         params = nested_params(dtype)
         tx = track(atx.adam(0.1))
         _, state = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
-        chex.assert_trees_all_equal_shapes_and_dtypes(state.stats, TrackStats(*[jnp.zeros((), jnp.float32)] * 6))
+        chex.assert_trees_all_equal_shapes_and_dtypes(state.stats, TrackStats(*[jnp.zeros((), jnp.float32)] * 10))
         # Adam's first step on a constant gradient is the learning rate, in every coordinate.
         np.testing.assert_allclose(state.stats.effective_lr_mean, 0.1, rtol=1e-2)  # bfloat16 step: 8 bits.
 
