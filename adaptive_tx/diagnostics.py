@@ -34,6 +34,7 @@ __all__ = (
 
 Array = jax.Array
 ArrayTree = Any
+Statistic = Array | dict[str, Array]  # A float32 scalar, or one per params leaf by path (track(per_leaf=True)).
 
 # The quantiles come from a histogram of the ratios' float32 bit patterns: the exponent and the top
 # _MANTISSA_BITS of the mantissa name a bin, so every octave [2^e, 2^(e+1)) has 16 bins of equal width
@@ -67,16 +68,16 @@ class TrackStats(NamedTuple):
     larger leaf.
     """
 
-    effective_lr_mean: Array  # mean of |u| / |g| over g != 0.
-    effective_lr_min: Array  # min of |u| / |g| over g != 0.
-    effective_lr_max: Array  # max of |u| / |g| over g != 0.
-    update_rms: Array  # sqrt(mean |u|^2): the size of the step.
-    grad_rms: Array  # sqrt(mean |g|^2): the size of the gradient.
-    update_to_param_ratio: Array  # ||u|| / ||w|| (2-norms); NaN when update gets no params.
-    effective_lr_p10: Array  # 10th percentile of |u| / |g| over g != 0.
-    effective_lr_median: Array  # median of |u| / |g| over g != 0: the one to read.
-    effective_lr_p90: Array  # 90th percentile of |u| / |g| over g != 0.
-    update_to_grad_ratio: Array  # ||u|| / ||g|| (2-norms): the step per unit of gradient, as a whole.
+    effective_lr_mean: Statistic  # mean of |u| / |g| over g != 0.
+    effective_lr_min: Statistic  # min of |u| / |g| over g != 0.
+    effective_lr_max: Statistic  # max of |u| / |g| over g != 0.
+    update_rms: Statistic  # sqrt(mean |u|^2): the size of the step.
+    grad_rms: Statistic  # sqrt(mean |g|^2): the size of the gradient.
+    update_to_param_ratio: Statistic  # ||u|| / ||w|| (2-norms); NaN when update gets no params.
+    effective_lr_p10: Statistic  # 10th percentile of |u| / |g| over g != 0.
+    effective_lr_median: Statistic  # median of |u| / |g| over g != 0: the one to read.
+    effective_lr_p90: Statistic  # 90th percentile of |u| / |g| over g != 0.
+    update_to_grad_ratio: Statistic  # ||u|| / ||g|| (2-norms): the step per unit of gradient, as a whole.
 
 
 class TrackState(NamedTuple):
@@ -84,7 +85,7 @@ class TrackState(NamedTuple):
 
     inner_state: optax.OptState
     stats: TrackStats
-    count: Array  # t: the updates seen (int32, saturating); stats are measured when t % every == 0.
+    count: Array  # type: ignore[assignment]  # t: the updates seen (int32, saturating); stats are measured when t % every == 0.
 
 
 def _real_dtype(*leaves: Any) -> Any:
@@ -138,7 +139,8 @@ def _leaf_names(tree: ArrayTree) -> list[str]:
     >>> _leaf_names({"dense": {"w": 1, "b": 2}, "out": [3]})
     ['dense/b', 'dense/w', 'out/0']
     """
-    names = [jax.tree_util.keystr(p, simple=True, separator="/") for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    names = [jax.tree_util.keystr(path, simple=True, separator="/") for path in paths]
     if len(set(names)) < len(names):
         raise ValueError(f"per-leaf statistics are named by the leaves' paths, and these repeat: {names}")
     return names
@@ -242,13 +244,17 @@ def _histogram(ratio: Array, nonzero: Array, sample: int | None) -> Array:
     elif k > 1:  # Keep the shape and the sharding (XLA would gather the leaf to slice its flat view): every
         # coordinate is binned, the unsampled ones with weight 0.
         strides = np.cumprod((1, *ratio.shape[:0:-1]))[::-1]  # Row-major: the last axis varies fastest.
-        flat_index = sum(jax.lax.broadcasted_iota(jnp.int32, ratio.shape, axis) * int(s) for axis, s in enumerate(strides))
+        flat_index = sum(
+            jax.lax.broadcasted_iota(jnp.int32, ratio.shape, axis) * int(stride) for axis, stride in enumerate(strides)
+        )
         nonzero = nonzero & (flat_index % k == 0)
     bits = jax.lax.bitcast_convert_type(ratio.astype(jnp.float32), jnp.uint32) & 0x7FFFFFFF  # |NaN| too.
     bins = jax.lax.shift_right_logical(bits, jnp.uint32(_SHIFT)).astype(jnp.int32)
     replicated = jax.sharding.PartitionSpec() if _explicitly_sharded(bins) else None  # The counts of all shards.
-    counts = jnp.zeros(_BINS, jnp.int32).at[bins].add(
-        jnp.where(nonzero, k, 0), mode="promise_in_bounds", out_sharding=replicated
+    counts = (
+        jnp.zeros(_BINS, jnp.int32)
+        .at[bins]
+        .add(jnp.where(nonzero, k, 0), mode="promise_in_bounds", out_sharding=replicated)
     )
     return counts.astype(jnp.float32)
 
@@ -271,17 +277,18 @@ def _leaf_totals(u: Array, g: Array, w: Array | None, sample: int | None) -> _To
     )
     if w is None:
         scalars[6] = jnp.asarray(jnp.nan, dtype)
-    return _Totals(*scalars, size=jnp.asarray(ratio.size, dtype), histogram=_histogram(ratio, nonzero, sample))
+    return _Totals._make([*scalars, jnp.asarray(ratio.size, dtype), _histogram(ratio, nonzero, sample)])
 
 
 def _merge(totals: Sequence[_Totals], dtype: Any) -> _Totals:
     """The totals of several leaves together (of none: no coordinates)."""
     if not totals:
         zero = jnp.zeros((), dtype)
-        return _Totals(*(jnp.asarray(i, dtype) for _, _, i in _COMBINE), size=zero, histogram=jnp.zeros(_BINS))
+        return _Totals._make([*(jnp.asarray(i, dtype) for _, _, i in _COMBINE), zero, jnp.zeros(_BINS)])
     columns = list(zip(*totals, strict=True))
-    merged = [functools.reduce(op, column) for (op, _, _), column in zip(_COMBINE, columns)]
-    return _Totals(*merged, size=functools.reduce(jnp.add, columns[7]), histogram=functools.reduce(jnp.add, columns[8]))
+    merged = [functools.reduce(op, column) for (op, _, _), column in zip(_COMBINE, columns[:7], strict=True)]
+    size, histogram = (functools.reduce(jnp.add, column) for column in columns[7:])
+    return _Totals._make([*merged, size, histogram])
 
 
 def _quantiles(histogram: Array, probabilities: Sequence[float]) -> list[Array]:
@@ -318,7 +325,7 @@ def _finish(t: _Totals) -> TrackStats:
         effective_lr_p90=p90,
         update_to_grad_ratio=norm_ratio(t.u2, t.g2),
     )
-    return TrackStats(*(s.astype(jnp.float32) for s in stats))
+    return TrackStats._make(jnp.asarray(s, jnp.float32) for s in stats)
 
 
 def summarize(
@@ -361,7 +368,7 @@ def summarize(
     if not (per_leaf and names):  # A tree without leaves has one set of statistics, per leaf or not.
         return _finish(_merge(totals, _real_dtype(*u_leaves, *g_leaves)))
     per = [_finish(t) for t in totals]
-    return TrackStats(*({name: s[i] for name, s in zip(names, per, strict=True)} for i in range(len(TrackStats._fields))))
+    return TrackStats._make({name: s[i] for name, s in zip(names, per, strict=True)} for i in range(len(per[0])))
 
 
 def track(
@@ -436,11 +443,15 @@ def track(
                 return {name: _leafwise.init_scalar(params, 0.0, jnp.float32) for name in names}
             return _leafwise.init_scalar(params, 0.0, jnp.float32)
 
-        stats = TrackStats(*(field() for _ in TrackStats._fields))
+        stats = TrackStats._make(field() for _ in TrackStats._fields)
         return TrackState(tx.init(params), stats, _leafwise.init_count(params))
 
     def with_stats(
-        new_updates: ArrayTree, inner_state: optax.OptState, grads: ArrayTree, params: ArrayTree | None, state: TrackState
+        new_updates: ArrayTree,
+        inner_state: optax.OptState,
+        grads: ArrayTree,
+        params: ArrayTree | None,
+        state: TrackState,
     ) -> tuple[ArrayTree, TrackState]:
         def measure() -> TrackStats:
             return summarize(new_updates, grads, params, per_leaf=per_leaf, sample=sample)

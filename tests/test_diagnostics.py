@@ -13,7 +13,6 @@ from adaptive_tx.diagnostics import (
     TrackState,
     TrackStats,
     effective_learning_rate,
-    scalars,
     summarize,
     track,
 )
