@@ -236,25 +236,31 @@ def _stride(size: int, sample: int | None) -> int:
     return k + 1 - k % 2
 
 
-def _histogram(ratio: Array, nonzero: Array, sample: int | None) -> Array:
-    """Counts of |u| / |g| over the coordinates with g != 0, per bin of its float32 bits (see _SHIFT)."""
-    k = _stride(ratio.size, sample)
+def _histogram(u: Array, g: Array, sample: int | None) -> Array:
+    """Counts of |u| / |g| over the coordinates with g != 0, per bin of its float32 bits (see _SHIFT).
+
+    The ratio is computed again from the sampled coordinates, not shared with the reduction: shared, XLA
+    would write the whole leaf's ratios to memory for both to read.
+    """
+    k = _stride(g.size, sample)
+    weight = k
     if k > 1 and not _under_mesh():
-        ratio, nonzero = ratio.reshape(-1)[::k], nonzero.reshape(-1)[::k]
+        u, g = u.reshape(-1)[::k], g.reshape(-1)[::k]
     elif k > 1:  # Keep the shape and the sharding (XLA would gather the leaf to slice its flat view): every
         # coordinate is binned, the unsampled ones with weight 0.
-        strides = np.cumprod((1, *ratio.shape[:0:-1]))[::-1]  # Row-major: the last axis varies fastest.
+        strides = np.cumprod((1, *g.shape[:0:-1]))[::-1]  # Row-major: the last axis varies fastest.
         flat_index = sum(
-            jax.lax.broadcasted_iota(jnp.int32, ratio.shape, axis) * int(stride) for axis, stride in enumerate(strides)
+            jax.lax.broadcasted_iota(jnp.int32, g.shape, axis) * int(stride) for axis, stride in enumerate(strides)
         )
-        nonzero = nonzero & (flat_index % k == 0)
+        weight = jnp.where(flat_index % k == 0, k, 0)
+    ratio, nonzero, _, _ = _ratio(u, g)
     bits = jax.lax.bitcast_convert_type(ratio.astype(jnp.float32), jnp.uint32) & 0x7FFFFFFF  # |NaN| too.
     bins = jax.lax.shift_right_logical(bits, jnp.uint32(_SHIFT)).astype(jnp.int32)
     replicated = jax.sharding.PartitionSpec() if _explicitly_sharded(bins) else None  # The counts of all shards.
     counts = (
         jnp.zeros(_BINS, jnp.int32)
         .at[bins]
-        .add(jnp.where(nonzero, k, 0), mode="promise_in_bounds", out_sharding=replicated)
+        .add(jnp.where(nonzero, weight, 0), mode="promise_in_bounds", out_sharding=replicated)
     )
     return counts.astype(jnp.float32)
 
@@ -277,7 +283,7 @@ def _leaf_totals(u: Array, g: Array, w: Array | None, sample: int | None) -> _To
     )
     if w is None:
         scalars[6] = jnp.asarray(jnp.nan, dtype)
-    return _Totals._make([*scalars, jnp.asarray(ratio.size, dtype), _histogram(ratio, nonzero, sample)])
+    return _Totals._make([*scalars, jnp.asarray(ratio.size, dtype), _histogram(u, g, sample)])
 
 
 def _merge(totals: Sequence[_Totals], dtype: Any) -> _Totals:
@@ -446,16 +452,16 @@ def track(
         stats = TrackStats._make(field() for _ in TrackStats._fields)
         return TrackState(tx.init(params), stats, _leafwise.init_count(params))
 
-    def with_stats(
-        new_updates: ArrayTree,
-        inner_state: optax.OptState,
-        grads: ArrayTree,
-        params: ArrayTree | None,
-        state: TrackState,
+    def tracked_update(
+        updates: ArrayTree, state: TrackState, params: ArrayTree | None, extra_args: dict[str, Any]
     ) -> tuple[ArrayTree, TrackState]:
-        def measure() -> TrackStats:
-            return summarize(new_updates, grads, params, per_leaf=per_leaf, sample=sample)
+        new_updates, inner_state = tx.update(updates, state.inner_state, params, **extra_args)
 
+        def measure() -> TrackStats:
+            return summarize(new_updates, updates, params, per_leaf=per_leaf, sample=sample)
+
+        # (A branch that computed the update again from the step's inputs, instead of reading it, would make
+        # XLA copy the donated inner state on every step: dearer.)
         stats = measure() if every == 1 else jax.lax.cond(state.count % every == 0, measure, lambda: state.stats)
         return new_updates, TrackState(inner_state, stats, _leafwise.next_count(state.count))
 
@@ -464,16 +470,14 @@ def track(
         def update_extra(
             updates: ArrayTree, state: TrackState, params: ArrayTree | None = None, **extra_args: Any
         ) -> tuple[ArrayTree, TrackState]:
-            new_updates, inner_state = tx.update(updates, state.inner_state, params, **extra_args)
-            return with_stats(new_updates, inner_state, updates, params, state)
+            return tracked_update(updates, state, params, extra_args)
 
         return optax.GradientTransformationExtraArgs(init_fn, update_extra)
 
     def update_fn(
         updates: ArrayTree, state: TrackState, params: ArrayTree | None = None
     ) -> tuple[ArrayTree, TrackState]:
-        new_updates, inner_state = tx.update(updates, state.inner_state, params)
-        return with_stats(new_updates, inner_state, updates, params, state)
+        return tracked_update(updates, state, params, {})
 
     return optax.GradientTransformation(init_fn, update_fn)
 

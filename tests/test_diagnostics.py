@@ -1,5 +1,8 @@
 """adaptive_tx.diagnostics: the effective learning rate and ``track``, against float64 NumPy."""
 
+import math
+import re
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -13,6 +16,7 @@ from adaptive_tx.diagnostics import (
     TrackState,
     TrackStats,
     effective_learning_rate,
+    scalars,
     summarize,
     track,
 )
@@ -298,3 +302,199 @@ def test_jit_and_donation_keep_the_state_types():
 def test_registry_holds_tracked_entries():
     names = {e.name for e in REGISTRY}
     assert {"track-adam", "track-scale_by_adagrad"} <= names
+
+
+# ----------------------------------------------------------------------------- robust statistics
+
+
+def _mlp_step(seed=0, steps=3):
+    """A random 8-16-4 tanh MLP trained by Adam for a few steps: its last updates, gradients and params."""
+    rng = np.random.default_rng(seed)
+    params = {
+        "hidden": {"w": jnp.asarray(rng.normal(size=(8, 16)) / 3, jnp.float32), "b": jnp.zeros(16)},
+        "out": {"w": jnp.asarray(rng.normal(size=(16, 4)) / 4, jnp.float32), "b": jnp.zeros(4)},
+    }
+    x, y = jnp.asarray(rng.normal(size=(32, 8)), jnp.float32), jnp.asarray(rng.normal(size=(32, 4)), jnp.float32)
+
+    def loss(p):
+        hidden = jnp.tanh(x @ p["hidden"]["w"] + p["hidden"]["b"][None])
+        return jnp.mean((hidden @ p["out"]["w"] + p["out"]["b"][None] - y) ** 2)
+
+    tx = atx.adam(1e-2)
+    state = tx.init(params)
+    for _ in range(steps):
+        g = jax.grad(loss)(params)
+        u, state = tx.update(g, state, params)
+        params_before, params = params, optax.apply_updates(params, u)
+    return u, g, params_before
+
+
+def test_quantiles_and_norm_ratio_of_a_random_mlp_against_numpy():
+    """The whole model's statistics and each layer's, from one jitted summarize, against float64 NumPy."""
+    u, g, w = _mlp_step()
+    whole = jax.jit(summarize)(u, g, w)
+    _assert_stats(whole, _numpy_stats(u, g, w))
+    np.testing.assert_allclose(whole.update_to_grad_ratio, np.linalg.norm(_flat(u)) / np.linalg.norm(_flat(g)), 1e-6)
+    per_leaf = jax.jit(summarize, static_argnames="per_leaf")(u, g, w, per_leaf=True)
+    assert set(per_leaf.effective_lr_median) == {"hidden/b", "hidden/w", "out/b", "out/w"}
+    for path in per_leaf.effective_lr_median:
+        layer, leaf = path.split("/")
+        expected = _numpy_stats(u[layer][leaf], g[layer][leaf], w[layer][leaf])
+        _assert_stats(TrackStats._make(field[path] for field in per_leaf), expected)
+
+
+def test_quantiles_resolve_every_magnitude_to_within_one_32nd():
+    """One coordinate per leaf, log-uniform over 16 decades: each leaf's median is that ratio within 1/32."""
+    rng = np.random.default_rng(1)
+    ratios = 10.0 ** rng.uniform(-8, 8, size=400)
+    g = {f"c{i}": jnp.asarray([gi], jnp.float32) for i, gi in enumerate(rng.uniform(0.5, 2.0, size=400))}
+    u = {k: jnp.asarray(ratios[i] * g[k], jnp.float32) for i, k in enumerate(g)}
+    stats = summarize(u, g, per_leaf=True)
+    exact = np.array([float(u[k][0]) / float(g[k][0]) for k in g])
+    got = np.array([stats.effective_lr_median[k] for k in g])
+    np.testing.assert_allclose(got, exact, rtol=QUANTILE_RESOLUTION)
+    assert np.max(np.abs(got / exact - 1)) > QUANTILE_RESOLUTION / 4  # A histogram, not the exact values.
+
+
+def test_zero_steps_on_moving_gradients_are_zero_quantiles():
+    """Coordinates the optimizer did not move (u = 0, g != 0) have rate 0: the low quantile sees them."""
+    g = jnp.arange(1.0, 11.0)
+    u = jnp.where(jnp.arange(10) < 3, 0.0, 0.25 * g)  # 30% frozen: p10 = 0, median = 0.25.
+    stats = summarize(u, g)
+    assert float(stats.effective_lr_p10) == 0.0
+    np.testing.assert_allclose([stats.effective_lr_median, stats.effective_lr_p90], 0.25, rtol=QUANTILE_RESOLUTION)
+
+
+def test_a_large_leaf_is_sampled_and_sample_none_reads_every_coordinate():
+    """300,000 coordinates: by default every 5th (odd stride) is binned; the quantiles stay within the ranks
+    of a sample that size (q +- 1%) and the histogram's resolution. ``sample=None`` bins all of them."""
+    rng = np.random.default_rng(2)
+    g = jnp.asarray(rng.normal(size=(600, 500)), jnp.float32)
+    u = jnp.asarray(np.exp(rng.normal(size=(600, 500))) * 1e-3, jnp.float32) * g
+    ratio = np.sort(np.abs(np.asarray(u, np.float64)) / np.abs(np.asarray(g, np.float64)), axis=None)
+    sampled, exact = summarize(u, g), summarize(u, g, sample=None)
+    for name, q in QUANTILES.items():
+        low, high = np.quantile(ratio, [q - 0.01, q + 0.01], method="lower")
+        value = float(getattr(sampled, name))
+        assert low * (1 - QUANTILE_RESOLUTION) <= value <= high * (1 + QUANTILE_RESOLUTION), name
+        np.testing.assert_allclose(
+            getattr(exact, name), np.quantile(ratio, q, method="lower"), rtol=QUANTILE_RESOLUTION
+        )
+    assert float(sampled.effective_lr_mean) == pytest.approx(ratio.mean(), rel=1e-5)  # The mean reads them all.
+
+
+def test_every_k_measures_on_steps_0_k_2k_and_carries_the_last_values():
+    params = {"w": jnp.linspace(-1.0, 1.0, 6)}
+    tx = track(atx.adagrad(0.3, eps=1e-3), every=3)
+    state = tx.init(params)
+    step = jax.jit(tx.update)
+    for t, g in enumerate(_gradients(8, (6,), seed=3)):
+        g = {"w": jnp.asarray(g, jnp.float32)}
+        before = state.stats
+        u, state = step(g, state, params)
+        if t % 3 == 0:  # This step's statistics (to an ulp: compiled with the step, not alone).
+            chex.assert_trees_all_close(state.stats, summarize(u, g, params), rtol=1e-6, atol=0)
+            assert float(state.stats.effective_lr_mean) != float(before.effective_lr_mean)
+        else:
+            chex.assert_trees_all_equal(state.stats, before)
+        assert int(state.count) == t + 1
+
+
+def test_scalars_names_every_statistic_for_any_logger():
+    params = {"dense": {"w": jnp.ones((2, 3))}, "bias": jnp.ones(3)}
+    g = {"dense": {"w": jnp.full((2, 3), 2.0)}, "bias": jnp.full(3, -4.0)}
+    whole, per_leaf = track(optax.sgd(0.5)), track(optax.sgd(0.5), per_leaf=True)
+    _, state = whole.update(g, whole.init(params), params)
+    logged = scalars(state.stats, prefix="train/opt")
+    assert list(logged) == [f"train/opt/{f}" for f in TrackStats._fields]
+    assert all(type(v) is float for v in logged.values())
+    assert logged["train/opt/effective_lr_mean"] == 0.5
+    np.testing.assert_allclose(logged["train/opt/update_to_grad_ratio"], 0.5, rtol=1e-7)
+    _, state = per_leaf.update(g, per_leaf.init(params), params)
+    logged = scalars(state)  # The TrackState itself, no prefix.
+    assert len(logged) == 2 * len(TrackStats._fields)
+    np.testing.assert_allclose(logged["update_to_param_ratio/dense/w"], 1.0, rtol=1e-7)  # 0.5 * 2 / 1.
+    np.testing.assert_allclose(logged["update_to_param_ratio/bias"], 2.0, rtol=1e-7)  # 0.5 * 4 / 1.
+    with pytest.raises(TypeError, match="stats must be a TrackStats"):
+        scalars({"effective_lr_mean": 1.0})
+    with pytest.raises(TypeError, match="prefix must be a str"):
+        scalars(state, prefix=3)
+
+
+def test_per_leaf_statistics_stay_out_of_tree_map_params_and_state_shardings():
+    """Per-leaf statistics are replicated scalars: Optax's tree_map_params must not treat them as params."""
+    params = {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}
+    tx = track(atx.adam(0.1), per_leaf=True)
+    state = tx.init(params)
+    mapped = optax.tree_utils.tree_map_params(tx, lambda p: p + 7, state)
+    chex.assert_trees_all_equal(mapped.stats, state.stats)
+    chex.assert_trees_all_equal(mapped.inner_state[0].mu, {"b": jnp.full(3, 7.0), "w": jnp.full((2, 3), 7.0)})
+
+
+def test_bad_knobs_name_the_argument():
+    tx = atx.adam(0.1)
+    with pytest.raises(ValueError, match="every must be >= 1, got 0"):
+        track(tx, every=0)
+    with pytest.raises(TypeError, match="every must be an int >= 1, got 2.5"):
+        track(tx, every=2.5)
+    with pytest.raises(TypeError, match="sample must be an int >= 1 or None"):
+        track(tx, sample=1e4)
+    with pytest.raises(ValueError, match="sample must be >= 1"):
+        summarize(jnp.ones(2), jnp.ones(2), sample=0)
+    with pytest.raises(TypeError, match="per_leaf must be a bool"):
+        track(tx, per_leaf="yes")
+    with pytest.raises(ValueError, match="paths, and these repeat"):
+        summarize(
+            {"a/b": jnp.ones(1), "a": {"b": jnp.ones(1)}}, {"a/b": jnp.ones(1), "a": {"b": jnp.ones(1)}}, per_leaf=True
+        )
+
+
+# ----------------------------------------------------------------------------- one traversal (compiled HLO)
+# A fused computation's header in the compiled HLO text: its parameters and its result.
+_COMPUTATION = re.compile(r"^%[\w.\-]+ \((?P<params>[^)]*)\) -> (?P<result>.+) \{$", re.M)
+
+
+def _sizes(shapes):
+    return [math.prod(int(n) for n in dims.split(",") if n) for dims in re.findall(r"\[([\d,]*)\]", shapes)]
+
+
+def _traversals(hlo, size):
+    """The results of the fused computations that read a leaf-sized array and write none: the reductions."""
+    out = []
+    for match in _COMPUTATION.finditer(hlo):
+        reads = size in [
+            math.prod(map(int, filter(None, d.split(",")))) for d in re.findall(r"\[([\d,]*)\]", match["params"])
+        ]
+        writes = re.findall(r"\[([\d,]*)\]", match["result"])
+        if reads and all(math.prod(map(int, filter(None, d.split(",")))) != size for d in writes):
+            out.append(match["result"])
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1 << 20,), (1024, 1024)], ids=["vector", "matrix"])
+def test_all_statistics_of_a_leaf_come_from_one_traversal(shape):
+    """In the compiled step of track(adam) on one large leaf, one fused reduction reads the leaf and writes the
+    seven sums and extremes; the histogram reads a sample of at most 65536 coordinates; and XLA runs at most one
+    more array-sized loop than for Adam alone (it writes Adam's direction once for the step and the statistics).
+    With ``sample=None`` the histogram is a second traversal: the test can tell them apart."""
+    from benchmarks.hlo import count_array_fusions
+
+    size = math.prod(shape)
+    w, g = jnp.ones(shape), jnp.full(shape, 0.5)
+
+    def compiled(tx):
+        return jax.jit(tx.update).lower(g, tx.init(w), w).compile().as_text()
+
+    plain, tracked, every_coordinate = (
+        compiled(atx.adam(1e-3)),
+        compiled(track(atx.adam(1e-3))),
+        compiled(track(atx.adam(1e-3), sample=None)),
+    )
+    reads = _traversals(tracked, size)
+    (reduction,) = [r for r in reads if "s32[" not in r]
+    assert reduction.count("f32[") == 7  # Nonzero count, rate sum, min, max, |u|^2, |g|^2, |w|^2.
+    sampled = [n for r in reads if "s32[" in r for n in _sizes(r)]  # The histogram's bins (of u and g's sample).
+    assert sampled and max(sampled) <= 65536
+    assert count_array_fusions(tracked, [size]) <= count_array_fusions(plain, [size]) + 1
+    reads = _traversals(every_coordinate, size)
+    assert sorted(reads) == sorted([reduction, f"s32[{1 << (31 - 19)}]"])  # The sums, and a scatter of every bin.

@@ -19,13 +19,20 @@ from tests.background import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-EXPECTED = {"01_from_adagrad_to_adam", "02_adadelta_epsilon", "03_adam_bias_correction", "04_generalization"}
+EXPECTED = {
+    "01_from_adagrad_to_adam",
+    "02_adadelta_epsilon",
+    "03_adam_bias_correction",
+    "04_generalization",
+    "05_diagnostics",
+}
 # The README's gallery: for each notebook, which of its plots (0-based, in order of appearance) it shows.
 GALLERY = {
     "01_from_adagrad_to_adam": 3,
     "02_adadelta_epsilon": 5,
     "03_adam_bias_correction": 0,
     "04_generalization": 1,
+    "05_diagnostics": 1,
 }
 # Generous: a notebook takes under a minute on 2 cores; a shared CI machine can be several times slower.
 CELL_TIMEOUT_S = 600
