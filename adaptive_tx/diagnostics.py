@@ -243,7 +243,7 @@ def _histogram(u: Array, g: Array, sample: int | None) -> Array:
     would write the whole leaf's ratios to memory for both to read.
     """
     k = _stride(g.size, sample)
-    weight = k
+    weight: int | Array = k
     if k > 1 and not _under_mesh():
         u, g = u.reshape(-1)[::k], g.reshape(-1)[::k]
     elif k > 1:  # Keep the shape and the sharding (XLA would gather the leaf to slice its flat view): every

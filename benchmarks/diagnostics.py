@@ -1,6 +1,6 @@
 """What watching costs: ``diagnostics.track`` against the same step untracked, as ratios within one process.
 
-    python -m benchmarks.diagnostics [REPS]   (default 15)
+    python -m benchmarks.diagnostics [REPS [PARTS]]   (default 15 leaves,mlp)
 
 Two settings, each timed as blocks of 10 consecutive steps (so that ``every=10`` pays its one measured step in
 every block), the variants interleaved block by block so that a noisy shared machine slows all alike; the
@@ -9,8 +9,8 @@ table gives the median block divided by 10, and its ratio to the untracked step:
 - optimizer only: ``jax.jit(step, donate_argnums=(0, 1))`` running ``tx.update`` (with the params, so
   ``update_to_param_ratio`` is measured too) and ``optax.apply_updates`` on one float32 leaf of 4M and of 16M
   parameters, for ``adam``, ``track(adam)`` and ``track(adam, every=10)``;
-- a whole training step of the digits MLP (64-500-300-10, minibatch of 100: forward, backward, Adam), untracked
-  and ``track(adam, per_leaf=True)``: the statistics of each of its six leaves, every step.
+- a whole training step of the digits MLP (64-500-300-10, minibatch of 100: forward, backward, Adam), untracked,
+  ``track(adam)`` every step and every 10th, and ``track(adam, per_leaf=True)`` (each of its six leaves).
 """
 
 import sys
@@ -71,7 +71,12 @@ def optimizer_only(size: int, reps: int) -> dict[str, float]:
 def mlp_training_step(reps: int) -> dict[str, float]:
     data = digits.load(seed=0)
     x, y = jnp.asarray(data.x_train[:100]), jnp.asarray(data.y_train[:100])
-    txs = {"adam": atx.adam(1e-3), "track(adam, per_leaf=True)": track(atx.adam(1e-3), per_leaf=True)}
+    txs = {
+        "adam": atx.adam(1e-3),
+        "track(adam)": track(atx.adam(1e-3)),
+        "track(adam, every=10)": track(atx.adam(1e-3), every=10),
+        "track(adam, per_leaf=True)": track(atx.adam(1e-3), per_leaf=True),
+    }
     blocks = {}
     for name, tx in txs.items():
 
@@ -92,13 +97,15 @@ def _print(title: str, medians: dict[str, float]) -> None:
         print(f"  {name:28s} {seconds * 1e3:9.3f} ms   {seconds / base:5.2f}x")
 
 
-def main(reps: int = 15) -> None:
+def main(reps: int = 15, parts: str = "leaves,mlp") -> None:
     print(f"{jax.devices()[0].platform}, median of {reps} interleaved blocks of {BLOCK} steps")
-    for size in (4 * 1024 * 1024, 16 * 1024 * 1024):
-        _print(f"optimizer only, one float32 leaf of {size // (1024 * 1024)}M", optimizer_only(size, reps))
-    _print("digits MLP, whole training step (batch 100)", mlp_training_step(reps))
+    if "leaves" in parts:
+        for size in (4 * 1024 * 1024, 16 * 1024 * 1024):
+            _print(f"optimizer only, one float32 leaf of {size // (1024 * 1024)}M", optimizer_only(size, reps))
+    if "mlp" in parts:
+        _print("digits MLP, whole training step (batch 100)", mlp_training_step(reps))
 
 
 if __name__ == "__main__":
     jax.config.update("jax_enable_compilation_cache", False)  # Compile times: never from a persistent cache.
-    main(*(int(a) for a in sys.argv[1:]))
+    main(*(int(a) if a.isdigit() else a for a in sys.argv[1:]))
