@@ -301,14 +301,11 @@ def _quantiles(histogram: Array, probabilities: Sequence[float]) -> list[Array]:
     """The value of the coordinate of rank floor(q (n - 1)) for each q, as the midpoint of its bin."""
     cumulative = jnp.cumsum(histogram)
     total = cumulative[-1]
-    out = []
-    for q in probabilities:
-        rank = jnp.floor(q * jnp.maximum(total - 1, 0))
-        bin_ = jnp.searchsorted(cumulative, rank, side="right").astype(jnp.uint32)
-        midpoint = (bin_ << _SHIFT) | (1 << (_SHIFT - 1))
-        value = jax.lax.bitcast_convert_type(midpoint, jnp.float32)
-        out.append(jnp.where((total > 0) & (bin_ > 0), value, 0.0))  # Bin 0 holds 0 (and subnormals).
-    return out
+    ranks = jnp.floor(np.asarray(probabilities, np.float32) * jnp.maximum(total - 1, 0))
+    bins = jnp.searchsorted(cumulative, ranks, side="right").astype(jnp.uint32)
+    values = jax.lax.bitcast_convert_type((bins << _SHIFT) | (1 << (_SHIFT - 1)), jnp.float32)
+    values = jnp.where((total > 0) & (bins > 0), values, 0.0)  # Bin 0 holds 0 (and subnormals).
+    return list(values)
 
 
 def _finish(t: _Totals) -> TrackStats:
@@ -365,14 +362,15 @@ def summarize(
     _checks.check_bool("per_leaf", per_leaf)
     _checks.check_count("sample", sample, allow_none=True)
     # Counts, extremes and a histogram have no useful derivative: a step differentiated through (a learned
-    # learning rate) carries none into them.
-    updates, grads, params = jax.lax.stop_gradient((updates, grads, params))
+    # learning rate) carries none into them. (And Python numbers become arrays.)
+    updates, grads, params = jax.tree.map(jnp.asarray, jax.lax.stop_gradient((updates, grads, params)))
     u_leaves, g_leaves = jax.tree.leaves(updates), jax.tree.leaves(grads)
     w_leaves = jax.tree.leaves(params) if params is not None else [None] * len(g_leaves)
     totals = [_leaf_totals(u, g, w, sample) for u, g, w in zip(u_leaves, g_leaves, w_leaves, strict=True)]
     names = _leaf_names(grads)
     if not (per_leaf and names):  # A tree without leaves has one set of statistics, per leaf or not.
-        return _finish(_merge(totals, _real_dtype(*u_leaves, *g_leaves)))
+        merged = _merge(totals, _real_dtype(*u_leaves, *g_leaves))
+        return _finish(merged if params is not None else merged._replace(w2=jnp.full_like(merged.w2, jnp.nan)))
     per = [_finish(t) for t in totals]
     return TrackStats._make({name: s[i] for name, s in zip(names, per, strict=True)} for i in range(len(per[0])))
 

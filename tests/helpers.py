@@ -698,21 +698,12 @@ REGISTRY = [
         oracle=ADAM_ORACLE,  # Watching the steps changes none of them.
         all_reduce=_TRACK_REDUCES,
     ),
-    Entry(
-        "track-scale_by_adagrad",
-        _tracked(atx.scale_by_adagrad),
+    Entry(  # Every knob of track: statistics per leaf, measured every other step, quantiles of 3 coordinates.
+        "track-scale_by_adagrad-per_leaf-every2-sample3",
+        _tracked(atx.scale_by_adagrad, per_leaf=True, every=2, sample=3),
         {"eps": 0.1, "initial_accumulator": 0.5},
         (),
         {"eps": 0.0, "initial_accumulator": 0.0},
-        block=True,
-        all_reduce=_TRACK_REDUCES,
-    ),
-    Entry(  # Every knob of track: statistics per leaf, measured every other step, quantiles of 3 coordinates.
-        "track-scale_by_rms-per_leaf-every2-sample3",
-        _tracked(atx.scale_by_rms, per_leaf=True, every=2, sample=3),
-        {"decay": 0.8, "eps": 0.1, "initial_scale": 0.5},
-        ("decay",),
-        {"eps": 0.0, "initial_scale": 0.0},
         block=True,
         all_reduce=_TRACK_REDUCES,
     ),
