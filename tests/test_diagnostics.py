@@ -127,7 +127,7 @@ def test_track_never_changes_the_updates(entry, jit):
     plain_update = jax.jit(plain.update) if jit else plain.update
     tracked_update = jax.jit(tracked.update) if jit else tracked.update
     plain_state, tracked_state = plain.init(params), tracked.init(params)
-    for t in range(3):
+    for t in range(2):  # The second step starts from the first's state: the inner state is carried alike.
         g = jax.tree.map(lambda w, t=t: jnp.sin(w * (t + 1)) + w - 1, params)
         expected, plain_state = plain_update(g, plain_state, params)
         actual, tracked_state = tracked_update(g, tracked_state, params)

@@ -53,7 +53,6 @@ def _names():
         "inject_hyperparams(adam)",
         "MultiSteps(rmsprop)",
         "apply_if_finite(momentum)",
-        "track(adam)",
     ]
 
 
