@@ -377,7 +377,7 @@ def summarize(
         smallest odd number that keeps at most ``sample``; each stands for k); ``None`` reads them all.
 
     Returns:
-      :class:`TrackStats` of float32 scalars, or of trees of them.
+      :class:`TrackStats` of float32 scalars, or of dicts of them (``per_leaf``).
     """
     _check_like(updates, grads)
     if params is not None:
@@ -418,7 +418,8 @@ def track(
     :func:`scalars`.
 
     Cost: one traversal of each leaf's updates, gradients and params (a variadic reduction XLA runs as one
-    loop) and a histogram of at most ``sample`` coordinates per leaf; ``every=k`` pays it on one step in k.
+    loop) and a histogram of at most ``sample`` coordinates per leaf; ``every=k`` computes them on one step in
+    k (on a CPU, XLA's conditional still copies its operands on every step: see benchmarks/RESULTS.md).
 
     Args:
       tx: any ``optax.GradientTransformation``.
