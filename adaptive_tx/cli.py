@@ -22,6 +22,7 @@ import optax
 
 import adaptive_tx as atx
 from adaptive_tx import digits
+from adaptive_tx.palette import COLORS
 from adaptive_tx.problems import PROBLEMS, Problem, trajectory
 
 if TYPE_CHECKING:
@@ -161,20 +162,25 @@ def _label(lap: Lap) -> str:
     return f"{lap.name} (lr {lap.learning_rate:g})"
 
 
-def plot(problem: Problem, laps: Sequence[Lap], out: str) -> None:
-    """Write a PNG: the surface's contours and each optimizer's path."""
+def _race_figure(problem: Problem, laps: Sequence[Lap]) -> Figure:
+    """The race's picture: the surface's contours and each optimizer's path, in its colour of ``COLORS``."""
     plt = _pyplot("the PNG")
     fig, ax = plt.subplots(figsize=(8, 6.5), dpi=120)
     _draw_surface(ax, problem)
-    palette = plt.get_cmap("tab10")
-    for i, lap in enumerate(laps):
-        color = palette(i % 10)
-        ax.plot(*lap.path.T, "-", color=color, linewidth=1.5, label=_label(lap))
-        ax.plot(*lap.path[-1], "o", color=color, markersize=6)
+    for lap in laps:
+        ax.plot(*lap.path.T, "-", color=COLORS[lap.name], linewidth=1.5, label=_label(lap))
+        ax.plot(*lap.path[-1], "o", color=COLORS[lap.name], markersize=6)
     ax.plot(*problem.start, "ks", markersize=7, label="start")
     ax.set_title(f"{problem.name}: {len(laps[0].losses) - 1} steps" if laps else problem.name)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot(problem: Problem, laps: Sequence[Lap], out: str) -> None:
+    """Write a PNG: the surface's contours and each optimizer's path."""
+    plt = _pyplot("the PNG")
+    fig = _race_figure(problem, laps)
     fig.savefig(out, format="png")
     plt.close(fig)
 
@@ -211,10 +217,9 @@ def _race_scene(problem: Problem, laps: Sequence[Lap]) -> tuple[Figure, Callable
     steps = len(laps[0].losses) - 1 if laps else 0
     fig, ax = plt.subplots(figsize=(7.5, 5.2), dpi=90)
     _draw_surface(ax, problem)
-    palette = plt.get_cmap("tab10")
     drawn = []
-    for i, lap in enumerate(laps):
-        color = palette(i % 10)
+    for lap in laps:
+        color = COLORS[lap.name]
         (trail,) = ax.plot([], [], "-", color=color, linewidth=1.5)
         (marker,) = ax.plot([], [], "o", color=color, markersize=7, markeredgecolor="k", label=_label(lap), zorder=6)
         drawn.append((lap, trail, marker))
@@ -237,15 +242,26 @@ def _race_scene(problem: Problem, laps: Sequence[Lap]) -> tuple[Figure, Callable
 def _one_palette(frames: Sequence[Image.Image], exact: Sequence[tuple[int, int, int]]) -> list[Image.Image]:
     """``frames`` in one palette of 256 colours: the ``exact`` ones, and the rest by median cut of the last frame.
 
-    Median cut counts pixels, so on its own it would merge a thin line's colour into the greys around it.
+    Median cut counts pixels, so on its own it would merge a thin line's colour into the greys around it. Pillow
+    maps a pixel to the given palette through a cache of coarse colour cells, which can pick a near entry over
+    an exact one (Adam's blue became (0, 111, 174)), so the pixels of an exact colour are set to its entry after.
     """
     from PIL import Image
 
     last = frames[-1].convert("RGB")  # It holds every trail, so its colours are the animation's.
-    base = last.quantize(256 - len(exact), dither=Image.Dither.NONE).getpalette() or []
+    base = (last.quantize(256 - len(exact), dither=Image.Dither.NONE).getpalette() or [])[: 3 * (256 - len(exact))]
     palette = Image.new("P", (1, 1))
-    palette.putpalette([*base[: 3 * (256 - len(exact))], *(c for rgb in exact for c in rgb)])
-    return [frame.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
+    palette.putpalette([*base, *(c for rgb in exact for c in rgb)])
+    indexed = []
+    for frame in frames:
+        rgb = frame.convert("RGB")
+        image = rgb.quantize(palette=palette, dither=Image.Dither.NONE)
+        pixels, index = np.asarray(rgb), np.array(image)
+        for i, color in enumerate(exact):
+            index[(pixels == color).all(axis=-1)] = len(base) // 3 + i
+        image.frombytes(index.tobytes())
+        indexed.append(image)
+    return indexed
 
 
 def _gif_writer(fps: int) -> AbstractMovieWriter:
@@ -473,18 +489,17 @@ def format_train_table(runs: Sequence[Run]) -> str:
     return "\n".join(lines)
 
 
-def plot_train(runs: Sequence[Run], out: str, title: str) -> None:
-    """Write a PNG: each run's training loss and test accuracy, epoch by epoch."""
+def _train_figure(runs: Sequence[Run], title: str) -> Figure:
+    """The runs' training loss and test accuracy, epoch by epoch, each optimizer in its colour of ``COLORS``."""
     plt = _pyplot("the PNG")
     from matplotlib.ticker import MaxNLocator
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
-    palette = plt.get_cmap("tab10")
-    for i, run in enumerate(runs):
+    for run in runs:
         epochs = np.arange(len(run.history.train_loss))
         label = f"{run.name} (lr {run.learning_rate:g})"
-        ax_loss.plot(epochs, run.history.train_loss, "-o", markersize=3, color=palette(i % 10), label=label)
-        ax_acc.plot(epochs, run.history.test_accuracy, "-o", markersize=3, color=palette(i % 10), label=label)
+        ax_loss.plot(epochs, run.history.train_loss, "-o", markersize=3, color=COLORS[run.name], label=label)
+        ax_acc.plot(epochs, run.history.test_accuracy, "-o", markersize=3, color=COLORS[run.name], label=label)
     ax_loss.set(yscale="log", xlabel="epoch", ylabel="training loss (cross-entropy)", title="Training loss")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy (360 images)")
     # Zoomed on the trained epochs: before training every run is at chance (about 0.1), off the bottom.
@@ -498,6 +513,13 @@ def plot_train(runs: Sequence[Run], out: str, title: str) -> None:
     ax_loss.legend(loc="best", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_train(runs: Sequence[Run], out: str, title: str) -> None:
+    """Write a PNG: each run's training loss and test accuracy, epoch by epoch."""
+    plt = _pyplot("the PNG")
+    fig = _train_figure(runs, title)
     fig.savefig(out, format="png")
     plt.close(fig)
 

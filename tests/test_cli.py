@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from adaptive_tx import cli
+from adaptive_tx.palette import COLORS
 from adaptive_tx.problems import PROBLEMS
 from tests.helpers import run_steps
 
@@ -242,8 +243,8 @@ def test_race_help_documents_out_animate_and_target(capsys):
     assert "Independent of --out, which is still written; skipped without matplotlib" in text
 
 
-# tab10, the colours of the first five lines: adagrad, rmsprop, adadelta, momentum, adam.
-TAB10 = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+# The race's five colours (adaptive_tx.palette), as 8-bit RGB.
+RACE_RGB = {name: tuple(int(COLORS[name][i : i + 2], 16) for i in (1, 3, 5)) for name in cli.OPTIMIZERS}
 
 
 @pytest.mark.exhaustive  # 2000 steps drawn into frames.
@@ -267,8 +268,27 @@ def test_animate_writes_a_gif_of_the_race_under_5_mb(tmp_path, capsys):
         assert movie.info["duration"] >= 1000  # The end is held before the GIF loops.
     assert first.shape == last.shape == (468, 675, 3)
     assert (first != last).any(axis=-1).sum() > 1000  # Markers and trails moved, the counter changed.
-    for color in TAB10:  # Each optimizer's colour survives the GIF's 256-colour palette exactly.
-        assert (last == color).all(axis=-1).sum() > 50, color
+    for name, color in RACE_RGB.items():  # Each optimizer's colour survives the GIF's 256-colour palette exactly.
+        assert (last == color).all(axis=-1).sum() > 50, (name, color)
+
+
+def test_one_palette_keeps_each_line_colour_exactly():
+    from PIL import Image
+
+    # Greys, a block of each optimizer's colour, and beside it a larger block of a near colour, which median cut
+    # keeps: Pillow's cached palette lookup sent the exact colours to such neighbours (Adam's blue (0, 114, 178)
+    # to (0, 111, 174) in the quadratic's race).
+    frame = np.repeat(np.linspace(60, 250, 120).astype(np.uint8)[None, :, None], 90, axis=0).repeat(3, axis=2)
+    exact = list(dict.fromkeys(RACE_RGB.values()))
+    for k, color in enumerate(exact):
+        frame[10 * k : 10 * k + 10, :20] = color
+        frame[10 * k : 10 * k + 10, 20:60] = np.clip(np.array(color) + [0, -3, -4], 0, 255)
+    first, last = cli._one_palette([Image.fromarray(frame[::-1]), Image.fromarray(frame)], exact)
+    assert first.mode == last.mode == "P" and first.getpalette() == last.getpalette()  # One palette.
+    out = np.asarray(last.convert("RGB"))
+    for k, color in enumerate(exact):
+        assert (out[10 * k : 10 * k + 10, :20] == color).all(), color
+        assert (out[10 * k : 10 * k + 10, 20:60] != color).any(axis=-1).all(), color  # The near colour stays apart.
 
 
 def test_race_scene_draws_each_optimizer_at_its_step():
@@ -505,8 +525,8 @@ def test_help_documents_train(capsys):
     assert "rho=0.95, eps=1e-6" in text
 
 
-def test_readme_documents_train_with_the_default_learning_rates():
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+def test_cli_page_documents_train_with_the_default_learning_rates():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
     block = text.split("$ adaptive-tx train\n")[1].split("```")[0]
     rows = _train_table(block)
     assert list(rows) == list(cli.TRAIN_OPTIMIZERS)
