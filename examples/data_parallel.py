@@ -34,12 +34,79 @@ several hosts DIR must be on storage they share);
 ``--restore DIR`` starts from such a checkpoint instead of new weights, on this run's mesh and placement,
 and carries on with the next epoch (``--epochs 0`` only restores). ``--out FILE.npz`` makes process 0
 write the final params and state, gathered from all processes, as NumPy arrays.
+
+The three paths are checked before JAX starts, so a bad one costs no training: ``--restore`` must be a
+checkpoint that ``--save`` wrote; ``--save`` a new or empty directory, or such a checkpoint (Orbax replaces
+it whole), in an existing, writable directory; ``--out`` a name ending in ``.npz`` (``np.savez`` would append
+it to any other) in an existing, writable directory, checked by process 0, the one that writes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from pathlib import Path
+
+# The entries of what --save writes; --restore checks that its directory's Orbax metadata names these.
+CHECKPOINT_ENTRIES = {"epoch", "opt_state", "params"}
+
+
+def checkpoint_entries(directory: Path) -> set[str] | None:
+    """The top-level entries of the Orbax checkpoint in ``directory``, from its ``_METADATA``; None if it has none."""
+    try:
+        tree = json.loads((directory / "_METADATA").read_text())["tree_metadata"]
+        return {leaf["key_metadata"][0]["key"] for leaf in tree.values()}
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
+        return None
+
+
+def unwritable(path: Path) -> str | None:
+    """Why nothing can be created at ``path``: its directory is missing, not a directory, or not writable."""
+    parent = path.parent
+    if not parent.exists():
+        return f"directory {str(parent)!r} does not exist"
+    if not parent.is_dir():
+        return f"{str(parent)!r} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"directory {str(parent)!r} is not writable"
+    return None
+
+
+def path_error(args: argparse.Namespace) -> str | None:
+    """The first of ``--restore``, ``--save`` and ``--out`` that cannot be used, as ``argument FLAG: why``."""
+    if args.restore is not None:
+        restore = Path(args.restore)
+        if not restore.exists():
+            return f"argument --restore: {args.restore!r} does not exist"
+        if not restore.is_dir():
+            return f"argument --restore: {args.restore!r} is not a directory"
+        if checkpoint_entries(restore) != CHECKPOINT_ENTRIES:
+            return (
+                f"argument --restore: {args.restore!r} is not a checkpoint written by --save (no Orbax metadata "
+                f"naming {', '.join(sorted(CHECKPOINT_ENTRIES))})"
+            )
+    if args.save is not None:
+        save = Path(args.save)
+        if save.exists() and not save.is_dir():
+            return f"argument --save: {args.save!r} is a file; name a directory for the checkpoint"
+        if save.is_dir() and any(save.iterdir()) and checkpoint_entries(save) != CHECKPOINT_ENTRIES:
+            # Orbax deletes the directory it saves into: only an earlier checkpoint of this script may go.
+            return (
+                f"argument --save: {args.save!r} holds files that are not a checkpoint of this script, and saving "
+                "would delete them; name a new or empty directory"
+            )
+        if why := unwritable(save):
+            return f"argument --save: {why}"
+    if args.out is not None and args.process_id == 0:  # Only process 0 writes it, maybe on a disk of its own.
+        out = Path(args.out)
+        if args.out.endswith(("/", os.sep)) or out.is_dir():
+            return f"argument --out: {args.out!r} is a directory; name a file in it, e.g. {str(out / 'params.npz')!r}"
+        if out.suffix != ".npz":
+            return f"argument --out: expected a name ending in .npz, got {args.out!r}"
+        if why := unwritable(out):
+            return f"argument --out: {why}"
+    return None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,14 +132,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=128, help="global batch size (default 128)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
     parser.add_argument("--seed", type=int, default=0, help="the split, the weights and the shuffles (0)")
-    parser.add_argument("--save", metavar="DIR", help="write params and Adam state here with Orbax")
-    parser.add_argument("--restore", metavar="DIR", help="start from the Orbax checkpoint in DIR")
-    parser.add_argument("--out", metavar="FILE.npz", help="process 0 writes the final params and state here")
+    parser.add_argument(
+        "--save",
+        metavar="DIR",
+        help="write params and Adam state here with Orbax: a new or empty directory, or a checkpoint to replace",
+    )
+    parser.add_argument("--restore", metavar="DIR", help="start from the Orbax checkpoint in DIR, written by --save")
+    parser.add_argument(
+        "--out", metavar="FILE.npz", help="process 0 writes the final params and state here (the name ends in .npz)"
+    )
     args = parser.parse_args(argv)
     if args.num_processes > 1 and not args.coordinator:
         parser.error("--coordinator is needed with --num-processes > 1")
     if not 0 <= args.process_id < args.num_processes:
         parser.error(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
+    if why := path_error(args):
+        parser.error(why)
     if args.devices_per_process is None:
         args.devices_per_process = max(1, 8 // args.num_processes)
     return args

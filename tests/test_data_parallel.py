@@ -5,10 +5,17 @@ The two-process job trains with ZeRO-1, and saves its params and Adam state with
 devices trains the same batches without ZeRO-1; a third run, one process on a mesh of another shape,
 restores the checkpoint; a fourth resumes the one-process run for an epoch, against a fifth that runs
 straight through. Each run is a fresh process, so the device counts are set before JAX starts.
+
+Those jobs are marked ``exhaustive``; the checks of ``--restore``, ``--save`` and ``--out``, which refuse a bad
+path before JAX starts, are quick and run in README's ``pytest``.
 """
 
+import importlib.util
+import json
 import re
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -94,7 +101,6 @@ def _runs(work):
 
 
 JOBS = {"runs": Job("examples/data_parallel.py", _runs, seconds=34)}
-pytestmark = pytest.mark.exhaustive  # Multi-process jobs.
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +112,7 @@ def _state_bytes(stdout: str) -> dict[int, tuple[int, int]]:
     return {int(p): (int(device), int(total)) for p, device, total in STATE_LINE.findall(stdout)}
 
 
+@pytest.mark.exhaustive  # Multi-process jobs.
 def test_two_processes_train_what_one_process_trains(runs):
     two, one = runs["npz"]["two"], runs["npz"]["one"]
     assert two.keys() == one.keys()
@@ -124,6 +131,7 @@ def test_two_processes_train_what_one_process_trains(runs):
     assert int(two["['opt_state'][0].count"]) == 2 * (1437 // 128)  # 2 epochs of 11 steps.
 
 
+@pytest.mark.exhaustive  # Multi-process jobs.
 def test_zero1_halves_the_state_on_each_device(runs):
     by_process = _state_bytes("".join(runs["stdout"]["two"]))
     plain = _state_bytes(runs["stdout"]["one"])
@@ -139,6 +147,7 @@ def test_zero1_halves_the_state_on_each_device(runs):
     assert (zero_bytes, plain_bytes) == (176172, 351316)
 
 
+@pytest.mark.exhaustive  # Multi-process jobs.
 def test_one_process_restores_what_two_processes_saved(runs):
     saved, restored = runs["npz"]["two"], runs["npz"]["r"]
     assert "restored epoch 2 from ckpt" in runs["stdout"]["restored"]
@@ -148,8 +157,140 @@ def test_one_process_restores_what_two_processes_saved(runs):
         assert restored[key].dtype == saved[key].dtype and np.array_equal(restored[key], saved[key]), key
 
 
+@pytest.mark.exhaustive  # Multi-process jobs.
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(runs):
     resumed, straight = runs["npz"]["resumed"], runs["npz"]["straight"]
     assert resumed.keys() == straight.keys() and int(resumed["epoch"]) == 3
     for key in straight:  # The same steps on the same batches in the same process layout: bit for bit.
         assert np.array_equal(resumed[key], straight[key]), key
+
+
+# ----------------------------------------------------------------------------- bad paths, refused before JAX starts
+
+
+@pytest.fixture(scope="module")
+def example():
+    """examples/data_parallel.py as a module (its ``__main__`` block does not run)."""
+    spec = importlib.util.spec_from_file_location("data_parallel_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _orbax_metadata(directory: Path, entries: list[str]) -> None:
+    """A ``_METADATA`` as Orbax writes it (tree_metadata, one record per leaf), naming the leaves ``entries``."""
+    directory.mkdir()
+    tree = {
+        f"('{name}',)": {"key_metadata": [{"key": name, "key_type": 2}], "value_metadata": {"value_type": "np.ndarray"}}
+        for name in entries
+    }
+    (directory / "_METADATA").write_text(json.dumps({"tree_metadata": tree}))
+
+
+@pytest.fixture
+def paths(tmp_path, monkeypatch):
+    """A folder to run in: a checkpoint as --save writes it, another program's checkpoint, an empty folder, a
+    folder of other files and a file."""
+    _orbax_metadata(tmp_path / "ckpt", ["epoch", "opt_state", "params"])
+    _orbax_metadata(tmp_path / "other", ["params"])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("not a checkpoint")
+    (tmp_path / "afile").write_text("not a directory")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--restore", "missing"], "argument --restore: 'missing' does not exist"),
+        (["--restore", "afile"], "argument --restore: 'afile' is not a directory"),
+        (
+            ["--restore", "empty"],
+            "argument --restore: 'empty' is not a checkpoint written by --save (no Orbax metadata naming epoch, "
+            "opt_state, params)",
+        ),
+        (
+            ["--restore", "other"],
+            "argument --restore: 'other' is not a checkpoint written by --save (no Orbax metadata naming epoch, "
+            "opt_state, params)",
+        ),
+        (["--save", "afile"], "argument --save: 'afile' is a file; name a directory for the checkpoint"),
+        (
+            ["--save", "notes"],
+            "argument --save: 'notes' holds files that are not a checkpoint of this script, and saving would "
+            "delete them; name a new or empty directory",
+        ),
+        (["--save", "missing/ckpt"], "argument --save: directory 'missing' does not exist"),
+        (["--save", "afile/ckpt"], "argument --save: 'afile' is not a directory"),
+        (["--out", "missing/dir/x.npz"], "argument --out: directory 'missing/dir' does not exist"),
+        (["--out", "afile/x.npz"], "argument --out: 'afile' is not a directory"),
+        (["--out", "params"], "argument --out: expected a name ending in .npz, got 'params'"),
+        (["--out", "params.NPZ"], "argument --out: expected a name ending in .npz, got 'params.NPZ'"),
+        (["--out", "empty"], "argument --out: 'empty' is a directory; name a file in it, e.g. 'empty/params.npz'"),
+        (["--out", "plots/"], "argument --out: 'plots/' is a directory; name a file in it, e.g. 'plots/params.npz'"),
+        # The first bad one is named, --restore before --save before --out.
+        (["--out", "x", "--save", "afile", "--restore", "missing"], "argument --restore: 'missing' does not exist"),
+    ],
+)
+def test_bad_path_exits_2_naming_the_flag_and_the_path(args, message, example, paths, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        example.parse_args(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].endswith(f": error: {message}")
+    assert sorted(p.name for p in paths.iterdir()) == ["afile", "ckpt", "empty", "notes", "other"]  # Untouched.
+
+
+def test_unwritable_directory_exits_2(example, paths, monkeypatch, capsys):
+    # Root may write anywhere, so the permission check is simulated: os.access says "no" for this folder.
+    (paths / "locked").mkdir()
+    access = example.os.access
+    monkeypatch.setattr(example.os, "access", lambda path, mode: Path(path) != Path("locked") and access(path, mode))
+    for flag, path in [("--save", "locked/ckpt"), ("--out", "locked/x.npz")]:
+        with pytest.raises(SystemExit) as exit_info:
+            example.parse_args([flag, path])
+        assert exit_info.value.code == 2
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert last.endswith(f"error: argument {flag}: directory 'locked' is not writable")
+
+
+def test_good_paths_parse(example, paths):
+    # Control: a checkpoint to restore and to replace, a new or empty directory to save into, a new .npz.
+    args = example.parse_args(["--restore", "ckpt", "--save", "ckpt", "--out", "params.npz"])
+    assert (args.restore, args.save, args.out) == ("ckpt", "ckpt", "params.npz")
+    assert example.parse_args(["--save", "empty"]).save == "empty"
+    assert example.parse_args(["--save", "new", "--out", "empty/params.npz"]).save == "new"
+    assert example.checkpoint_entries(paths / "ckpt") == {"epoch", "opt_state", "params"}
+    assert example.checkpoint_entries(paths / "empty") is None
+    # Only process 0 writes --out, maybe on a disk of its own: another process does not check it.
+    other = ["--num-processes", "2", "--coordinator", "127.0.0.1:1", "--process-id", "1", "--out", "missing/x.npz"]
+    assert example.parse_args(other).out == "missing/x.npz"
+    with pytest.raises(SystemExit):
+        example.parse_args([*other[:-3], "0", "--out", "missing/x.npz"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--restore", "MISSING"], "argument --restore: 'MISSING' does not exist"),
+        (["--out", "/missing/dir/x.npz"], "argument --out: directory '/missing/dir' does not exist"),
+    ],
+)
+def test_the_script_refuses_a_bad_path_before_importing_jax(args, message, tmp_path):
+    # A jax that cannot be imported comes first on the path: the script must stop before it needs one.
+    (tmp_path / "nojax" / "jax").mkdir(parents=True)
+    (tmp_path / "nojax" / "jax" / "__init__.py").write_text('raise ImportError("the example imported jax")\n')
+    env = {"PYTHONPATH": str(tmp_path / "nojax"), "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, str(EXAMPLE), "--epochs", "1", *args]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""  # No data line, no epoch line: nothing ran.
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("usage: data_parallel.py")  # argparse's usage, then the one error line.
+    assert [line for line in lines if "error" in line] == lines[-1:] == [f"data_parallel.py: error: {message}"]
+    # Control: with good paths the same command gets as far as importing jax.
+    result = subprocess.run(command[:4], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "ImportError: the example imported jax" in result.stderr
