@@ -83,8 +83,8 @@ class TrackStats(NamedTuple):
 class TrackState(NamedTuple):
     """State of :func:`track`: the wrapped transformation's state and the last measured statistics."""
 
-    inner_state: optax.OptState
-    stats: TrackStats
+    inner_state: optax.OptState  # the wrapped transformation's state.
+    stats: TrackStats  # the statistics of the last measured step.
     count: Array  # type: ignore[assignment]  # t: the updates seen (int32, saturating); stats are measured when t % every == 0.
 
 

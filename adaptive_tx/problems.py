@@ -235,8 +235,8 @@ PROBLEMS: dict[str, Problem] = {
         ),
         Problem(
             name="plateau",
-            description="-sin(r)/r + 0.01 r^2, r = |10 w| + 0.01: ripples on a plateau (gradient_descent_viz); "
-            "start (1.5, 1.5), minimum (0, 0)",
+            description="-sin(r)/r + 0.01 r^2, r = 10 sqrt(x^2 + y^2) + 0.01: ripples on a plateau "
+            "(gradient_descent_viz); start (1.5, 1.5), minimum (0, 0)",
             fn=_plateau,
             start=(1.5, 1.5),
             minima=((0.0, 0.0),),

@@ -102,7 +102,7 @@ def state_shardings(
         (default) places the state exactly like the params.
 
     Returns:
-      A pytree like ``tx.init(params)`` of ``NamedSharding``s.
+      A pytree like ``tx.init(params)`` of ``NamedSharding`` leaves.
 
     Examples:
       >>> import jax, jax.numpy as jnp

@@ -5,10 +5,10 @@ For each transformation of ``AXES``, with its mesh axis types, and with the stat
 spread over "data" (ZeRO-1): 3 steps on a 2 x 4 ("data", "model") mesh, save (params, state), 3 more steps
 there (the reference). Then the checkpoint is restored, into ``abstract_state`` targets, onto the same
 placement (the control), a 4 x 2 mesh, one device, and the 2 x 4 mesh with ZeRO-1 switched; each restored
-run takes the same 3 steps. Last, README.md's "Checkpoints across meshes" recipe runs as written.
+run takes the same 3 steps. Last, docs/devices.md's "Checkpoints across meshes" recipe runs as written.
 
 usage: python -m tests.resharding_worker CKPT_DIR OUT.json
-Writes {transformation: {axes: {"source -> target": {check: result}}}}, "README recipe": {check: result},
+Writes {transformation: {axes: {"source -> target": {check: result}}}}, "page recipe": {check: result},
 and "warnings": every warning raised meanwhile (tests/test_resharding.py reads it).
 """
 
@@ -201,19 +201,20 @@ def check(name, tx, directory, checkpointer, axes):
     return results
 
 
-def readme_recipe(directory):
-    """README.md's "Checkpoints across meshes" recipe, run as written (its checkpoint under ``directory``)."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = text[text.index("### Checkpoints across meshes") : text.index("## Development")]
+def page_recipe(directory):
+    """docs/devices.md's "Checkpoints across meshes" recipe, run as written (its checkpoint under ``directory``)."""
+    page = Path(__file__).resolve().parents[1] / "docs" / "devices.md"
+    text = page.read_text()
+    section = text[text.index("## Checkpoints across meshes") :]
     save, restore = (
         textwrap.dedent(block).replace("/tmp/ckpt", directory)
         for block in re.findall(r"^   ```python\n(.*?)^   ```", section, flags=re.S | re.M)
     )
     namespace: dict = {}
-    with jax.numpy_dtype_promotion("standard"):  # A user's default, as tests/test_readme.py runs README.md.
-        exec(compile(save, "README.md", "exec"), namespace)
+    with jax.numpy_dtype_promotion("standard"):  # A user's default, as tests/test_readme.py runs the pages.
+        exec(compile(save, str(page), "exec"), namespace)
         saved = jax.tree.map(np.asarray, (namespace["params"], namespace["opt_state"]))
-        exec(compile(restore, "README.md", "exec"), namespace)
+        exec(compile(restore, str(page), "exec"), namespace)
     target = namespace["target"]
     restored = namespace["checkpointer"].restore(f"{directory}/step_100", target)
     namespace["checkpointer"].close()
@@ -234,7 +235,7 @@ def main(directory: str, out: str) -> None:
         warnings.simplefilter("always")
         for name, axes_types in AXES.items():
             report[name] = {axes: check(name, FACTORIES[name](), directory, checkpointer, axes) for axes in axes_types}
-        report["README recipe"] = readme_recipe(f"{directory}/readme")
+        report["page recipe"] = page_recipe(f"{directory}/readme")
         checkpointer.close()
     report["warnings"] = sorted({f"{w.category.__name__}: {w.message}"[:300] for w in caught})
     with open(out, "w") as f:

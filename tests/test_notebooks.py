@@ -1,7 +1,7 @@
 """The notebooks in notebooks/: each runs top to bottom in a fresh kernel, and is committed with its plots.
 
 Each notebook checks its own claims with ``assert`` cells, so a notebook whose numbers drift fails here.
-To re-execute a notebook, save its outputs in place and refresh its README gallery image:
+To re-execute a notebook, save its outputs in place and refresh its gallery image (docs/notebooks.md):
 ``python -m tests.test_notebooks notebooks/NAME.ipynb``.
 """
 
@@ -26,7 +26,7 @@ EXPECTED = {
     "04_generalization",
     "05_diagnostics",
 }
-# The README's gallery: for each notebook, which of its plots (0-based, in order of appearance) it shows.
+# The site's gallery (docs/notebooks.md): for each notebook, which of its plots (0-based, in order) it shows.
 GALLERY = {
     "01_from_adagrad_to_adam": 3,
     "02_adadelta_epsilon": 5,
@@ -68,7 +68,7 @@ def gallery_image(stem: str) -> Path:
     return ROOT / "docs" / "gallery" / f"{stem}.png"
 
 
-def test_the_four_notebooks_are_there():
+def test_the_five_notebooks_are_there():
     assert EXPECTED <= {p.stem for p in NOTEBOOKS}
 
 
@@ -117,12 +117,12 @@ def test_notebook_is_committed_with_its_outputs(path):
 
 
 @pytest.mark.parametrize("stem", sorted(GALLERY))
-def test_readme_gallery_shows_the_notebooks_own_plot(stem):
+def test_gallery_shows_the_notebooks_own_plot(stem):
     import nbformat
 
     notebook = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
     assert gallery_image(stem).read_bytes() == plots(notebook)[GALLERY[stem]]
-    assert f"docs/gallery/{stem}.png" in (ROOT / "README.md").read_text()
+    assert f"](gallery/{stem}.png)" in (ROOT / "docs" / "notebooks.md").read_text()
 
 
 def main(argv: list[str]) -> None:

@@ -7,7 +7,7 @@ For Adam, centered RMSprop with Nesterov momentum, AMSGrad, Adadelta, PyTorch's 
 over "model", over "data", over both and replicated: 3 steps on a 2 x 4 ("data", "model") mesh with the
 state placed like the params or spread over "data" (ZeRO-1), save, then restore into
 ``adaptive_tx.sharding.abstract_state`` targets on the same placement, a 4 x 2 mesh, one device, and the 2 x 4
-mesh with ZeRO-1 switched; 3 more steps from each. Also README.md's "Checkpoints across meshes" recipe, run
+mesh with ZeRO-1 switched; 3 more steps from each. Also docs/devices.md's "Checkpoints across meshes" recipe, run
 as written. ``abstract_state`` itself is checked here, in-process, on one device.
 """
 
@@ -130,7 +130,7 @@ def test_orbax_and_jax_raise_no_warnings(report):
 
 @pytest.mark.exhaustive
 def test_the_readmes_recipe_restores_onto_the_new_mesh(report):
-    assert report["README recipe"] == {
+    assert report["page recipe"] == {
         "target": [],
         "restored shardings": [],
         "restored values": {},

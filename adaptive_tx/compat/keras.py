@@ -120,8 +120,9 @@ def adagrad(
       initial_accumulator_value: :math:`s_0` (default ``0.1``).
       epsilon: :math:`\epsilon`, inside the root (default ``1e-7``).
       weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
-      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
+      clipnorm: with clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency,
+        loss_scale_factor, gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the
+        module docstring.
 
     Returns:
       ``keras.optimizers.Adagrad`` as an ``optax.GradientTransformationExtraArgs``.
@@ -172,8 +173,9 @@ def rmsprop(
       epsilon: :math:`\epsilon`, inside the root (default ``1e-7``).
       centered: subtract :math:`\bar g_t^2` (default ``False``).
       weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
-      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
+      clipnorm: with clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency,
+        loss_scale_factor, gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the
+        module docstring.
 
     Returns:
       ``keras.optimizers.RMSprop`` as an ``optax.GradientTransformationExtraArgs``.
@@ -228,8 +230,9 @@ def adadelta(
       rho: :math:`\rho` (default ``0.95``).
       epsilon: :math:`\epsilon`, inside both roots (default ``1e-7``).
       weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
-      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
+      clipnorm: with clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency,
+        loss_scale_factor, gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the
+        module docstring.
 
     Returns:
       ``keras.optimizers.Adadelta`` as an ``optax.GradientTransformationExtraArgs``.
@@ -269,8 +272,9 @@ def sgd(
       momentum: :math:`\mu` (default ``0.0``: plain SGD).
       nesterov: Nesterov's look-ahead (default ``False``).
       weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
-      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
+      clipnorm: with clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency,
+        loss_scale_factor, gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the
+        module docstring.
 
     Returns:
       ``keras.optimizers.SGD`` as an ``optax.GradientTransformationExtraArgs``.
@@ -328,8 +332,9 @@ def adam(
       epsilon: :math:`\hat\epsilon` (default ``1e-7``).
       amsgrad: divide by the running maximum of the raw :math:`v_t` (default ``False``).
       weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
-      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
+      clipnorm: with clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency,
+        loss_scale_factor, gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the
+        module docstring.
 
     Returns:
       ``keras.optimizers.Adam`` as an ``optax.GradientTransformationExtraArgs``.
@@ -386,8 +391,9 @@ def adamw(
       beta_2: :math:`\beta_2` (default ``0.999``).
       epsilon: :math:`\hat\epsilon` (default ``1e-7``).
       amsgrad: divide by the running maximum of the raw :math:`v_t` (default ``False``).
-      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
+      clipnorm: with clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency,
+        loss_scale_factor, gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the
+        module docstring.
 
     Returns:
       ``keras.optimizers.AdamW`` as an ``optax.GradientTransformationExtraArgs``.
@@ -446,8 +452,9 @@ def nadam(
       beta_2: :math:`\beta_2` (default ``0.999``).
       epsilon: :math:`\epsilon` (default ``1e-7``).
       weight_decay: :math:`\lambda`, decoupled (default ``None``: none).
-      clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the module docstring.
+      clipnorm: with clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency,
+        loss_scale_factor, gradient_accumulation_steps, name: Keras's base-optimizer arguments; see the
+        module docstring.
 
     Returns:
       ``keras.optimizers.Nadam`` as an ``optax.GradientTransformationExtraArgs``.
