@@ -84,20 +84,21 @@ html_context = {"default_mode": "light"}  # One palette: the pictures are drawn 
 exclude_patterns = ["_build", "jupyter_execute", "**.ipynb_checkpoints"]
 
 
-def copy_notebooks() -> None:
-    """notebooks/*.ipynb into docs/notebooks/ (git-ignored), where Sphinx reads sources; only what changed."""
+def prepare_sources(app: Sphinx, config) -> None:
+    """Before the build reads anything: the notebooks copied where Sphinx reads sources, no stale API pages.
+
+    notebooks/*.ipynb go to docs/notebooks/ (git-ignored), only those that changed. autosummary writes a page
+    per name api.md lists and never deletes one, so docs/_autosummary/ starts empty: a name dropped from
+    api.md cannot keep a stale page (and pass ``check_api_pages``).
+    """
     target = DOCS / "notebooks"
     target.mkdir(exist_ok=True)
     for source in sorted((ROOT / "notebooks").glob("*.ipynb")):
         copy = target / source.name
         if not copy.exists() or copy.read_bytes() != source.read_bytes():
             shutil.copyfile(source, copy)
+    shutil.rmtree(DOCS / "_autosummary", ignore_errors=True)
 
-
-copy_notebooks()
-# autosummary writes a page per listed name and never deletes one: start empty, so a name dropped from
-# api.md cannot keep a stale page (and pass the check below).
-shutil.rmtree(DOCS / "_autosummary", ignore_errors=True)
 
 # The public names each must have an API page: the package's __all__ and the public modules' __all__.
 PUBLIC_MODULES = [
@@ -115,12 +116,15 @@ def public_names() -> list[str]:
     return [f"{module}.{name}" for module in PUBLIC_MODULES for name in importlib.import_module(module).__all__]
 
 
+def missing_api_pages(documented: set[str]) -> list[str]:
+    """The public names that are not among the ``documented`` objects."""
+    return [name for name in public_names() if name not in documented]
+
+
 def check_api_pages(app: Sphinx, env) -> None:
     """Warn (an error under -W) for each public name that no page documents."""
-    documented = set(env.get_domain("py").objects)
-    for name in public_names():
-        if name not in documented:
-            logging.getLogger(__name__).warning("the public name %s has no API page (docs/api.md)", name)
+    for name in missing_api_pages(set(env.get_domain("py").objects)):
+        logging.getLogger(__name__).warning("the public name %s has no API page (docs/api.md)", name)
 
 
 def field_comment(app: Sphinx, what: str, name: str, obj, options, lines: list[str]) -> None:
@@ -136,5 +140,6 @@ def field_comment(app: Sphinx, what: str, name: str, obj, options, lines: list[s
 
 
 def setup(app: Sphinx) -> None:
+    app.connect("config-inited", prepare_sources)
     app.connect("env-check-consistency", check_api_pages)
     app.connect("autodoc-process-docstring", field_comment)

@@ -8,7 +8,7 @@ lists inside tests.
 The five optimizers' entries also carry their oracles, their defaults and the problems they are known to
 solve; the selectors at the end (``with_oracle``, ``with_defaults``, ...) pick the entries a test needs.
 
-The oracles are independent transcriptions of the lecture's equations (README.md, "The five optimizers")
+The oracles are independent transcriptions of the lecture's equations (docs/optimizers.md)
 in float64 (or complex128) NumPy, one leaf at a time: they share no code with ``adaptive_tx``. Squares are
 ``|g|^2``, so the same oracles serve complex parameters.
 """

@@ -25,7 +25,7 @@ from tests.helpers import run_steps
 
 STEPS = 45
 # float64 on both sides, the same equations in a different operation order: the largest measured difference
-# is 2.2e-13 (README.md lists each optimizer's).
+# is 2.2e-13 (docs/defaults.md lists each optimizer's).
 PARITY_RTOL = 1e-10
 # A knob set the wrong way must move the trajectory by far more than rounding (measured: 1e-2 to 1e+1).
 NEGATIVE_MIN = 1e-3

@@ -1,4 +1,4 @@
-"""The public API: names, signatures, defaults and docstrings, as README.md documents them."""
+"""The public API: names, signatures, defaults and docstrings, as docs/optimizers.md and docs/api.md document them."""
 
 import importlib
 import inspect

@@ -68,3 +68,23 @@ def test_math_renders(site, page):
     record = site["pages"][page]
     assert record["raw tex"] == []
     assert record["math"] >= 3  # MathJax ran and typeset the page's formulas (-1: MathJax never loaded).
+
+
+def _conf():
+    """docs/conf.py as a module (it imports Sphinx, so only with the docs extra)."""
+    import importlib.util
+
+    pytest.importorskip("sphinx")
+    spec = importlib.util.spec_from_file_location("docs_conf", ROOT / "docs" / "conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_build_names_a_public_name_with_no_api_page():
+    conf = _conf()
+    names = conf.public_names()
+    assert {"adaptive_tx.adam", "adaptive_tx.diagnostics.track", "adaptive_tx.compat.keras.sgd"} <= set(names)
+    assert "adaptive_tx.sharding.zero_spec" in names and "adaptive_tx.palette.COLORS" in names
+    assert conf.missing_api_pages(set(names)) == []
+    assert conf.missing_api_pages(set(names) - {"adaptive_tx.sharding.zero_spec"}) == ["adaptive_tx.sharding.zero_spec"]

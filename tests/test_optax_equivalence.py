@@ -1,5 +1,5 @@
 """Against the real Optax: where our defaults coincide with Optax's, the numbers do too; where they differ,
-the settings the README names ("Defaults versus Optax") close the gap."""
+the settings docs/defaults.md names ("Against Optax") close the gap."""
 
 import jax
 import jax.numpy as jnp
