@@ -33,19 +33,22 @@ class Quantized(NamedTuple):
     scales: Array  # a: float32 absmax per block, the array's shape with its last axis in blocks.
 
 
-def dynamic_code_book(bits: int, *, signed: bool, decades: int = 7) -> np.ndarray:
-    """The ``2**bits`` sorted values of a code book spread over ``decades`` decades below 1.
+def dynamic_code_book(bits: int, *, signed: bool, decades: int | None = None) -> np.ndarray:
+    """The ``2**bits`` sorted values of a code book spread over the decades below 1.
 
     The magnitudes are 1 and, in each decade :math:`[10^{-d-1}, 10^{-d})`, the midpoints of equal bins, the
     top decade holding half of the magnitudes, the next a quarter, and so on (the last two decades the
     same share): relative precision about :math:`10^{-d} / \\text{bins}_d`, finest near the absmax. The
     signed book holds 0, ``2**(bits-1)`` positive values and one fewer negative ones (each code distinct);
-    the unsigned book has no zero, its smallest value :math:`\\approx 10^{-decades}`.
+    the unsigned book has no zero, its smallest value in the lowest decade.
 
     Args:
       bits: bits per code, 2 to 8.
       signed: a book for signed values (first moments) or for non-negative ones (squared accumulators).
-      decades: how many decades below 1 the magnitudes reach.
+      decades: how many decades below 1 the magnitudes reach; None (default): until a decade gets one bin
+        (8 bits: 8 decades signed, 9 unsigned, the smallest values 5.5e-8 and 5.5e-9). Fewer decades raise the
+        unsigned book's floor, where small values read back larger: on the digits MLP, AdaGrad with 8-bit
+        state (stochastic rounding) ended 1.8% above float32's loss with 7 decades and 0.7% below with 9 (3 seeds).
 
     Returns:
       float32 values in [-1, 1] (signed) or (0, 1], ascending.
@@ -60,7 +63,7 @@ def dynamic_code_book(bits: int, *, signed: bool, decades: int = 7) -> np.ndarra
     return np.concatenate([negative, [np.float32(0)], positive])
 
 
-def _magnitudes(count: int, decades: int) -> np.ndarray:
+def _magnitudes(count: int, decades: int | None) -> np.ndarray:
     """``count`` ascending float32 values in (0, 1]: 1, and midpoints of equal bins in each decade below."""
     values = [1.0]
     for d, n in enumerate(_decade_bins(count - 1, decades)):
@@ -69,16 +72,15 @@ def _magnitudes(count: int, decades: int) -> np.ndarray:
     return np.sort(np.asarray(values)).astype(np.float32)
 
 
-def _decade_bins(total: int, decades: int) -> list[int]:
-    """``total`` bins shared by ``decades`` decades: half to the top one, a quarter to the next, ..."""
-    bins = []
+def _decade_bins(total: int, decades: int | None) -> list[int]:
+    """``total`` bins shared by the decades: half to the top one, a quarter to the next, ..., the last decade
+    (the ``decades``-th, or the first to get one bin) taking what is left."""
+    bins: list[int] = []
     left = total
-    for d in range(decades):
-        n = left if d == decades - 1 else max(1, left // 2)
+    while left:
+        n = left if len(bins) + 1 == decades else max(1, left // 2)
         bins.append(n)
         left -= n
-        if left == 0:
-            break
     return bins
 
 

@@ -43,7 +43,7 @@ def test_code_book_has_its_size_and_spans_its_decades(bits, signed):
         assert np.count_nonzero(book > 0) == 2 ** (bits - 1)
     else:
         assert book[0] > 0  # No zero: a non-zero value never reads back as 0.
-    assert np.min(np.abs(book[book != 0])) < 1e-6 if bits == 8 else 1e-4  # Seven decades below 1.
+    assert np.min(np.abs(book[book != 0])) < (1e-7 if bits == 8 else 1e-3)  # Eight or nine decades below 1.
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
@@ -126,3 +126,11 @@ def test_an_all_zero_block_and_a_scalar_round_trip_exactly():
         q = encode(x, book, 256)
         assert isinstance(q, Quantized)
         np.testing.assert_array_equal(np.asarray(decode(q, book, 256)), np.asarray(x))
+
+
+def test_fewer_decades_raise_the_unsigned_books_floor():
+    assert dynamic_code_book(8, signed=False)[0] < 1e-8
+    seven = dynamic_code_book(8, signed=False, decades=7)
+    assert 1e-7 < seven[0] < 1e-6 and len(seven) == 256 and seven[-1] == 1.0
+    with pytest.raises(ValueError, match="bits must be in"):
+        dynamic_code_book(9, signed=True)
