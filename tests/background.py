@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import json
 import os
 import re
 import shutil
@@ -99,6 +100,17 @@ def python(args: Sequence[str], env: dict[str, str] | None = None, cwd: Path = R
             f"python {' '.join(args)} exited with {process.returncode}:\n{stdout[-3000:]}\n{stderr[-6000:]}"
         )
     return stdout
+
+
+REPORT = "{report}"  # In ``report``'s arguments: the path where the worker writes its JSON report.
+
+
+def report(args: Sequence[str], directory: Path, env: dict[str, str] | None = None, timeout: float = 900) -> Any:
+    """``python ARGS`` run to the end (see ``python``), with ``REPORT`` in ARGS naming ``DIRECTORY/report.json``;
+    the JSON the worker wrote there."""
+    path = directory / "report.json"
+    python([str(path) if arg == REPORT else arg for arg in args], env, timeout=timeout)
+    return json.loads(path.read_text())
 
 
 def stop() -> None:

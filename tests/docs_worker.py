@@ -128,7 +128,6 @@ def visit(site: Path, shots: Path, chromium: str) -> dict:
                 record["broken images"] = page.evaluate(_BROKEN_IMAGES)
                 text = page.inner_text("body")
                 record["raw tex"] = sorted({tex for tex in RAW_TEX if tex in text})
-                record["title"] = page.title()
                 record["screenshot"] = str(shots / f"{name}.png")
                 page.screenshot(path=record["screenshot"], full_page=False)
                 context.close()

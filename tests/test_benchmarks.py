@@ -1,6 +1,5 @@
 """The benchmark suite runs end to end (on tiny sizes), and its fusion counter counts what XLA compiled."""
 
-import json
 from pathlib import Path
 
 import jax
@@ -70,8 +69,9 @@ def _benchmarks(args):
     """``python -m benchmarks ARGS --json OUT`` on the CPU, as a job; its rows."""
 
     def run(directory):
-        background.python(["-m", "benchmarks", *args, "--json", str(directory / "out.json")], {"JAX_PLATFORMS": "cpu"})
-        return json.loads((directory / "out.json").read_text())["rows"]
+        return background.report(
+            ["-m", "benchmarks", *args, "--json", background.REPORT], directory, {"JAX_PLATFORMS": "cpu"}
+        )["rows"]
 
     return run
 

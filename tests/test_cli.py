@@ -12,6 +12,7 @@ from adaptive_tx import cli
 from adaptive_tx.palette import COLORS
 from adaptive_tx.problems import PROBLEMS
 from tests.helpers import run_steps
+from tests.test_palette import rgb
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -244,7 +245,7 @@ def test_race_help_documents_out_animate_and_target(capsys):
 
 
 # The race's five colours (adaptive_tx.palette), as 8-bit RGB.
-RACE_RGB = {name: tuple(int(COLORS[name][i : i + 2], 16) for i in (1, 3, 5)) for name in cli.OPTIMIZERS}
+RACE_RGB = {name: rgb(COLORS[name]) for name in cli.OPTIMIZERS}
 
 
 @pytest.mark.exhaustive  # 2000 steps drawn into frames.

@@ -4,25 +4,22 @@ console errors, every image loaded and the math rendered (tests/docs_worker.py b
 
 The screenshots land in ``docs/_build/screenshots/`` (git-ignored) for a person to look at."""
 
-import json
 import shutil
 
 import pytest
 
 from tests import background
 from tests.background import Job
+from tests.docs_worker import PAGES
 
 pytestmark = pytest.mark.exhaustive  # Sphinx and Playwright (the docs extra) and Chromium, which CI installs.
 
 ROOT = background.ROOT
 SCREENSHOTS = ROOT / "docs" / "_build" / "screenshots"
-PAGES = ("home", "api", "notebook")
 
 
 def _build_and_visit(directory):
-    report_path = directory / "report.json"
-    background.python(["tests/docs_worker.py", str(directory), str(report_path)], timeout=600)
-    report = json.loads(report_path.read_text())
+    report = background.report(["tests/docs_worker.py", str(directory), background.REPORT], directory, timeout=600)
     if "pages" in report:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         for record in report["pages"].values():

@@ -307,8 +307,7 @@ def _worker(out):
 def _mesh_worker(directory):
     # 8 simulated devices: a fresh process, this module as its script.
     flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    background.python(["-m", "tests.test_packed", str(directory / "report.json")], {"XLA_FLAGS": flags})
-    return json.loads((directory / "report.json").read_text())
+    return background.report(["-m", "tests.test_packed", background.REPORT], directory, {"XLA_FLAGS": flags})
 
 
 JOBS = {"mesh_report": Job("packed on a mesh", _mesh_worker, seconds=5)}

@@ -11,7 +11,6 @@ mesh with ZeRO-1 switched; 3 more steps from each. Also docs/devices.md's "Check
 as written. ``abstract_state`` itself is checked here, in-process, on one device.
 """
 
-import json
 from pathlib import Path
 
 import jax
@@ -54,8 +53,7 @@ TARGETS = {
 
 
 def _resharding_worker(directory):
-    background.python(["-m", "tests.resharding_worker", str(directory / "ckpt"), str(directory / "report.json")])
-    return json.loads((directory / "report.json").read_text())
+    return background.report(["-m", "tests.resharding_worker", str(directory / "ckpt"), background.REPORT], directory)
 
 
 JOBS = {"report": Job("resharding_worker", _resharding_worker, seconds=37)}  # Its readers: exhaustive.

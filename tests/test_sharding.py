@@ -8,7 +8,6 @@ loop under Explicit axes (whose carry must keep its sharding from step to step).
 sharded params (``shardable=False``: ``atx.packed``) must refuse them instead, naming the alternative.
 """
 
-import json
 from pathlib import Path
 
 import pytest
@@ -29,8 +28,7 @@ CHECKS = [
 
 
 def _sharding_worker(directory):
-    background.python(["-m", "tests.sharding_worker", str(directory / "report.json")])
-    return json.loads((directory / "report.json").read_text())
+    return background.report(["-m", "tests.sharding_worker", background.REPORT], directory)
 
 
 JOBS = {"report": Job("sharding_worker", _sharding_worker, seconds=49)}

@@ -8,7 +8,6 @@ Explicit axes, on params of mixed specs:
 - the params after 3 steps equal a one-device run; ZeRO-1 halves the state each device holds (data axis 2).
 """
 
-import json
 from pathlib import Path
 
 import jax
@@ -27,8 +26,7 @@ def _zero_worker(part):
     """The worker's ``part``-th half of the transformations, as a job."""
 
     def run(directory):
-        background.python(["-m", "tests.zero_worker", str(directory / "report.json"), str(part), "2"])
-        return json.loads((directory / "report.json").read_text())
+        return background.report(["-m", "tests.zero_worker", background.REPORT, str(part), "2"], directory)
 
     return run
 
