@@ -23,6 +23,9 @@ from adaptive_tx._nadam import ScaleByNadamState as ScaleByNadamState
 from adaptive_tx._nadam import scale_by_nadam as scale_by_nadam
 from adaptive_tx._packed import PackedState as PackedState
 from adaptive_tx._packed import packed as packed
+from adaptive_tx._quantize import QuantizedArray as QuantizedArray
+from adaptive_tx._quantize import QuantizedDtype as QuantizedDtype
+from adaptive_tx._quantize import quantized as quantized
 from adaptive_tx._rmsprop import ScaleByCenteredRmsState as ScaleByCenteredRmsState
 from adaptive_tx._rmsprop import ScaleByCenteredRmsWithCountState as ScaleByCenteredRmsWithCountState
 from adaptive_tx._rmsprop import ScaleByRmsState as ScaleByRmsState
@@ -35,6 +38,8 @@ __version__ = "0.1.0"
 __all__ = (
     "BiasCorrectionState",
     "PackedState",
+    "QuantizedArray",
+    "QuantizedDtype",
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamState",
@@ -53,6 +58,7 @@ __all__ = (
     "bias_correction",
     "momentum",
     "packed",
+    "quantized",
     "rmsprop",
     "scale_by_adadelta",
     "scale_by_adagrad",

@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import optax
-from jax.typing import ArrayLike, DTypeLike
+from jax.typing import ArrayLike
 
 from adaptive_tx import _checks, _leafwise, _math
 
@@ -31,7 +31,7 @@ def scale_by_adadelta(
     eps: ArrayLike = 1e-6,
     initial_scale: ArrayLike = 0.0,
     initial_delta: ArrayLike = 0.0,
-    accumulator_dtype: DTypeLike | None = None,
+    accumulator_dtype: _checks.StateDtype = None,
     state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
@@ -42,8 +42,8 @@ def scale_by_adadelta(
       eps: :math:`\\epsilon`, inside both roots (default ``1e-6``).
       initial_scale: :math:`s_0`, >= 0 (default ``0.0``).
       initial_delta: :math:`\\Delta w_0`, >= 0 (default ``0.0``); not 0 together with ``eps``.
-      accumulator_dtype: dtype of ``e_g`` and ``e_x`` (default: float32 for 16-bit params, else the params'
-        real dtype).
+      accumulator_dtype: dtype (or :func:`~adaptive_tx.quantized`) of ``e_g`` and ``e_x`` (default: float32 for 16-bit
+        params, else the params' real dtype).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
 
@@ -109,7 +109,7 @@ def adadelta(
     eps: ArrayLike = 1e-6,
     initial_scale: ArrayLike = 0.0,
     initial_delta: ArrayLike = 0.0,
-    accumulator_dtype: DTypeLike | None = None,
+    accumulator_dtype: _checks.StateDtype = None,
     state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
     weight_decay: optax.ScalarOrSchedule = 0.0,
@@ -137,8 +137,8 @@ def adadelta(
       initial_scale: :math:`s_0`, the starting mean square gradient (default ``0.0``).
       initial_delta: :math:`\Delta w_0`, the starting mean square step (default ``0.0``); ``eps`` and
         ``initial_delta`` cannot both be 0.
-      accumulator_dtype: dtype of both averages (default: float32 for 16-bit params, else the params' real
-        dtype).
+      accumulator_dtype: dtype (or :func:`~adaptive_tx.quantized`) of both averages (default: float32 for 16-bit params,
+        else the params' real dtype).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
       weight_decay: :math:`\lambda`, coupled L2 as ``optax.adadelta`` adds it: :math:`g_t + \lambda w_{t-1}`

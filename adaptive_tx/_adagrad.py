@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import optax
-from jax.typing import ArrayLike, DTypeLike
+from jax.typing import ArrayLike
 
 from adaptive_tx import _checks, _leafwise, _math
 
@@ -28,7 +28,7 @@ def scale_by_adagrad(
     eps: ArrayLike = 1e-8,
     initial_accumulator: ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
-    accumulator_dtype: DTypeLike | None = None,
+    accumulator_dtype: _checks.StateDtype = None,
     state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
     initial_accumulator_value: ArrayLike | None = None,
@@ -40,7 +40,8 @@ def scale_by_adagrad(
       initial_accumulator: :math:`s_0`, >= 0 (default ``0.0``).
       eps_in_sqrt: ``True`` divides by ``sqrt(s_t + eps)`` (the lecture, Optax); ``False`` by
         ``sqrt(s_t) + eps`` (PyTorch, Duchi et al.) (default ``True``).
-      accumulator_dtype: dtype of ``s_t`` (default: float32 for 16-bit params, else the params' real dtype).
+      accumulator_dtype: dtype (or :func:`~adaptive_tx.quantized`) of ``s_t`` (default: float32 for 16-bit params, else
+        the params' real dtype).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
       initial_accumulator_value: Optax's name for ``initial_accumulator`` (``optax.scale_by_rss``).
@@ -88,7 +89,7 @@ def adagrad(
     eps: ArrayLike = 1e-8,
     initial_accumulator: ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
-    accumulator_dtype: DTypeLike | None = None,
+    accumulator_dtype: _checks.StateDtype = None,
     state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
     initial_accumulator_value: ArrayLike | None = None,
@@ -109,8 +110,8 @@ def adagrad(
       initial_accumulator: :math:`s_0`, the starting value of the sum of squares (default ``0.0``;
         Optax and Keras use ``0.1``).
       eps_in_sqrt: ``False`` puts :math:`\epsilon` outside the root, as PyTorch does (default ``True``).
-      accumulator_dtype: dtype of :math:`s_t` (default: float32 for 16-bit params, else the params' real
-        dtype).
+      accumulator_dtype: dtype (or :func:`~adaptive_tx.quantized`) of :math:`s_t` (default: float32 for 16-bit params,
+        else the params' real dtype).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
       initial_accumulator_value: Optax's name for ``initial_accumulator`` (``optax.adagrad``).

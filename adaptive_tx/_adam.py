@@ -7,7 +7,7 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax.typing import ArrayLike, DTypeLike
+from jax.typing import ArrayLike
 
 from adaptive_tx import _checks, _leafwise, _math
 
@@ -55,8 +55,8 @@ def scale_by_adam(
     nesterov: bool = False,
     eps_hat: bool = False,
     amsgrad: AmsgradMode | None = None,
-    mu_dtype: DTypeLike | None = None,
-    nu_dtype: DTypeLike | None = None,
+    mu_dtype: _checks.StateDtype = None,
+    nu_dtype: _checks.StateDtype = None,
     state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
@@ -76,10 +76,10 @@ def scale_by_adam(
       amsgrad: ``"raw"`` divides by the running maximum of the raw ``s_t``, corrected at the current step
         (PyTorch, Keras); ``"corrected"`` by the running maximum of ``s^_t`` (Optax's ``amsgrad``); the state
         is then :class:`ScaleByAmsgradState` (default ``None``).
-      mu_dtype: dtype of ``mu`` (default: the params');
-        a real one for complex params is refused (it would drop the imaginary part).
-      nu_dtype: dtype of ``nu`` and ``nu_max`` (default: float32 for 16-bit params, else the params' real
-        dtype).
+      mu_dtype: dtype (or :func:`~adaptive_tx.quantized`) of ``mu`` (default: the params'); a real one for complex
+        params is refused (it would drop the imaginary part).
+      nu_dtype: dtype (or :func:`~adaptive_tx.quantized`) of ``nu`` and ``nu_max`` (default: float32 for 16-bit params,
+        else the params' real dtype).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
 
@@ -161,8 +161,8 @@ def adam(
     nesterov: bool = False,
     eps_hat: bool = False,
     amsgrad: AmsgradMode | None = None,
-    mu_dtype: DTypeLike | None = None,
-    nu_dtype: DTypeLike | None = None,
+    mu_dtype: _checks.StateDtype = None,
+    nu_dtype: _checks.StateDtype = None,
     state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
@@ -192,9 +192,10 @@ def adam(
       eps_hat: read ``eps`` as the paper's (and Keras's) epsilon-hat (default ``False``).
       amsgrad: ``None``, ``"raw"`` (PyTorch's and Keras's AMSGrad) or ``"corrected"`` (Optax's) (default
         ``None``).
-      mu_dtype: dtype of the first moment (default: the params');
-        a real one for complex params is refused (it would drop the imaginary part).
-      nu_dtype: dtype of the second moment (default: float32 for 16-bit params, else the params' real dtype).
+      mu_dtype: dtype (or :func:`~adaptive_tx.quantized`) of the first moment (default: the params'); a real one for
+        complex params is refused (it would drop the imaginary part).
+      nu_dtype: dtype (or :func:`~adaptive_tx.quantized`) of the second moment (default: float32 for 16-bit params, else
+        the params' real dtype).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
 

@@ -14,6 +14,9 @@ from typing import Any, Literal, get_args
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
+
+from adaptive_tx._quantize import QuantizedDtype
 
 
 def is_number(value: Any) -> bool:
@@ -42,15 +45,19 @@ def check_bool(name: str, value: Any) -> None:
 
 
 def check_dtype(name: str, dtype: Any) -> None:
-    """A state dtype must be None (the policy's) or an inexact dtype: real or complex floating point."""
-    if dtype is None:
+    """A state dtype must be None (the policy's), an inexact dtype (real or complex floating point), or
+    ``quantized(...)``."""
+    if dtype is None or isinstance(dtype, QuantizedDtype):
         return
     try:
         ok = jnp.issubdtype(jnp.dtype(dtype), jnp.inexact)
     except TypeError:
         ok = False
     if not ok:
-        raise TypeError(f"{name} must be None or a floating-point dtype (real or complex), got {dtype!r}.")
+        raise TypeError(
+            f"{name} must be None, a floating-point dtype (real or complex) or adaptive_tx.quantized(...), got "
+            f"{dtype!r}."
+        )
 
 
 def check_choice(name: str, value: Any, choices: Any) -> None:
@@ -62,6 +69,7 @@ def check_choice(name: str, value: Any, choices: Any) -> None:
 
 
 StateRounding = Literal["nearest", "stochastic"]
+StateDtype = DTypeLike | QuantizedDtype | None  # What the *_dtype arguments take.
 
 
 def check_state_rounding(rounding: Any, seed: Any) -> None:

@@ -15,6 +15,10 @@ The precision policy of the whole library lives here:
   complex one names the precision (``complex64``: float32).
 - **First moments** (averages of ``g``) keep the params' dtype, complex for complex params, unless a dtype
   argument says otherwise (a real one for complex params is refused: it would drop the imaginary part).
+- **Quantized state** (a dtype argument ``quantized(...)``): a field's leaves of at least ``min_size``
+  elements are kept as 8-bit codes and block scales (:mod:`adaptive_tx._quantize`), decoded into the math's
+  float32 and encoded again in the same step, leaf by leaf; smaller leaves and scalars stay float32 (float64
+  for float64 params). It takes no part in the updates' dtype, and complex params are refused.
 - **Params** must be floating point: an integer or boolean leaf is refused at ``init``, naming it.
 
 Placement: every params-shaped state leaf is created with its parameter's sharding (eagerly, on
@@ -36,7 +40,8 @@ import optax
 from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from adaptive_tx import _checks, _math
+from adaptive_tx import _checks, _math, _quantize
+from adaptive_tx._quantize import QuantizedArray, QuantizedDtype
 
 Array = jax.Array
 ArrayTree = Any
@@ -85,7 +90,8 @@ class Field:
     Attributes:
       initial: the value every leaf starts at.
       squared: True for accumulators of ``|g|^2`` (real; float32 for 16-bit params unless ``dtype``).
-      dtype: an explicit dtype from the user (any inexact dtype, complex included); None for the policy's.
+      dtype: an explicit dtype from the user (any inexact dtype, complex included, or a ``QuantizedDtype``);
+        None for the policy's.
     """
 
     initial: Any
@@ -116,8 +122,17 @@ class Field:
 
     @property
     def widens_updates(self) -> bool:
-        """Whether this field's dtype takes part in the updates' dtype: all but the policy's float32 sums."""
-        return not (self.squared and self.dtype is None)
+        """Whether this field's dtype takes part in the updates' dtype: all but the policy's float32 sums and
+        quantized state (storage only: the math is float32 either way)."""
+        return not (self.squared and self.dtype is None) and not isinstance(self.dtype, QuantizedDtype)
+
+    def storage(self, leaf: Any) -> Any:
+        """How a state leaf of this field is kept: its dtype, or the :class:`~adaptive_tx._quantize.Codec` of
+        its codes."""
+        if isinstance(leaf, QuantizedArray):
+            assert isinstance(self.dtype, QuantizedDtype)
+            return self.dtype.codec(squared=self.squared)
+        return leaf.dtype
 
 
 # --------------------------------------------------------------------------- placement
@@ -174,9 +189,20 @@ def init_fields(params: ArrayTree, fields: Mapping[str, Field]) -> list[ArrayTre
     works on ``jax.ShapeDtypeStruct``, under ``jax.jit`` and with ``optax.tree_utils.tree_map_params``.
     """
 
-    def leaf(field: Field, path: Any, p: Any) -> Array:
+    def leaf(field: Field, path: Any, p: Any) -> Array | QuantizedArray:
         p = _as_param(p)
-        return _filled(p, field.initial, field.dtype_for(canonical_dtype(p.dtype), _path(path)))
+        param_dtype = canonical_dtype(p.dtype)
+        if not isinstance(field.dtype, QuantizedDtype):
+            return _filled(p, field.initial, field.dtype_for(param_dtype, _path(path)))
+        if jnp.issubdtype(param_dtype, jnp.complexfloating):
+            raise TypeError(
+                f"params leaf {_path(path)} is complex ({param_dtype}): quantized state holds real values only. "
+                "Keep this optimizer's state dtypes None (or complex64) for complex params."
+            )
+        full = _filled(p, field.initial, compute_dtype(param_dtype))
+        if not field.dtype.quantizes(np.shape(p)):
+            return full  # A small leaf, or a scalar: float32 (float64 for float64 params).
+        return _quantize.encode(full, field.dtype.codec(squared=field.squared))
 
     return [jax.tree_util.tree_map_with_path(functools.partial(leaf, field), params) for field in fields.values()]
 
@@ -210,23 +236,23 @@ def map_leaves(
     for index, ((path, g), p, *s) in enumerate(zip(paths_and_leaves, param_leaves, *state_leaves, strict=True)):
         g = jnp.asarray(g)
         if jnp.iscomplexobj(g) and any(
-            not f.squared and not jnp.iscomplexobj(x) for f, x in zip(fields, s, strict=True)
+            not f.squared and not jnp.iscomplexobj(_array(x)) for f, x in zip(fields, s, strict=True)
         ):
             raise TypeError(
                 f"gradient leaf {_path(path)} is complex ({g.dtype}), but the optimizer state was built for real "
                 "params: init the optimizer with the complex params."
             )
-        dtype = compute_dtype(g.dtype, *(x.dtype for x in s))
+        dtype = compute_dtype(g.dtype, *(jnp.float32 if isinstance(x, QuantizedArray) else x.dtype for x in s))
         g, layout = _to_state_layout(g, s)
         param_dtype = None if p is None else canonical_dtype(_as_param(p).dtype)
         out_dtypes = [
             updates_dtype(g.dtype, param_dtype, [x.dtype for f, x in zip(fields, s, strict=True) if f.widens_updates])
         ]
-        out_dtypes += [x.dtype for x in s]
+        out_dtypes += [f.storage(x) for f, x in zip(fields, s, strict=True)]
         # Stochastic rounding: this leaf's key, and random bits laid out like its state (Explicit mesh axes).
-        stochastic = () if key is None else (jax.random.fold_in(key, index), _explicit_spec(s[0]) if s else None)
-        stored = Stored(out_dtypes, *stochastic)
-        inputs = (_as(x, dtype if jnp.iscomplexobj(x) else _real(dtype)) for x in s)
+        spec = _explicit_spec(_array(s[0])) if s else None
+        stored = Stored(out_dtypes, None if key is None else jax.random.fold_in(key, index), spec)
+        inputs = (_read(x, f, dtype) for f, x in zip(fields, s, strict=True))
         results = step(_real(dtype), _as(g, dtype), *inputs, stored=stored)
         for i, (out, result) in enumerate(zip(outputs, results, strict=True)):
             result = stored.kept(i, result)
@@ -249,6 +275,18 @@ def updates_dtype(grad_dtype: Any, param_dtype: Any, state_dtypes: Sequence[Any]
     inputs = [grad_dtype] + ([] if param_dtype is None else [param_dtype])
     widest = wider(*inputs, *state_dtypes)
     return widest if any(jnp.issubdtype(d, jnp.complexfloating) for d in inputs) else _real(widest)
+
+
+def _array(x: Array | QuantizedArray) -> Array:
+    """A state leaf's array: its codes if it is quantized (for shape, layout and sharding)."""
+    return x.codes if isinstance(x, QuantizedArray) else x
+
+
+def _read(x: Array | QuantizedArray, field: Field, dtype: np.dtype) -> Array:
+    """A state leaf as the math reads it: in ``dtype`` (its real part for a real leaf), decoded if quantized."""
+    if isinstance(x, QuantizedArray):
+        x = _quantize.decode(x, field.storage(x))
+    return _as(x, dtype if jnp.iscomplexobj(x) else _real(dtype))
 
 
 def _params_like(treedef: Any, params: ArrayTree) -> list[Any]:
@@ -274,13 +312,17 @@ class Stored:
     dtype is the compute dtype (float32 params, by default), rounding changes nothing.
     """
 
-    def __init__(self, dtypes: Sequence[Any], key: Array | None = None, sharding: Any = None):
-        self._dtypes = list(dtypes)  # The direction's, then each state field's.
+    def __init__(self, dtypes: Sequence[Any], key: Array | None = None, sharding: PartitionSpec | None = None):
+        self._dtypes = list(dtypes)  # The direction's, then each state field's dtype (or Codec, if quantized).
         self._key = key  # Stochastic rounding of the state fields, with this leaf's key; None: to nearest.
-        self._sharding = sharding  # The random bits' sharding, under Explicit mesh axes.
-        self._rounded: dict[int, tuple[Array, Array]] = {}  # output index -> (as kept, as the math sees it)
+        self._sharding = sharding  # The state's partition spec under Explicit mesh axes, for random bits.
+        self._rounded: dict[int, tuple[Any, Array]] = {}  # output index -> (as kept, as the math sees it)
 
-    def _to(self, i: int, value: Array) -> Array:
+    def _to(self, i: int, value: Array) -> Any:
+        if isinstance(self._dtypes[i], _quantize.Codec):
+            value = lax.real(value) if jnp.iscomplexobj(value) else value
+            key = None if self._key is None else jax.random.fold_in(self._key, i)
+            return _quantize.encode(value, self._dtypes[i], key, self._sharding)
         dtype = jnp.dtype(self._dtypes[i])
         if jnp.iscomplexobj(value) and not jnp.issubdtype(dtype, jnp.complexfloating):
             value = lax.real(value)  # Real gradients of real params: the imaginary part is exactly 0.
@@ -291,7 +333,13 @@ class Stored:
 
     def _round(self, i: int, value: Array) -> Array:
         kept = self._to(i, value)
-        seen = _as(kept, value.dtype)
+        codec = self._dtypes[i]
+        if isinstance(codec, _quantize.Codec):
+            # Integer codes carry no derivative: the round trip's is the identity (straight through), as a cast
+            # to a 16-bit dtype's is. value - value is exactly 0, so the value seen is the decoded one.
+            seen = _as(_quantize.decode(kept, codec), value.dtype) + (value - lax.stop_gradient(value))
+        else:
+            seen = _as(kept, value.dtype)
         self._rounded[i] = (kept, seen)
         return seen
 
@@ -306,7 +354,7 @@ class Stored:
         if i in self._rounded and self._rounded[i][1] is result:
             return self._rounded[i][0]
         for kept, seen in self._rounded.values():  # Momentum's direction is its stored velocity: no round trip.
-            if seen is result and kept.dtype == self._dtypes[i] and (i == 0 or self._key is None):
+            if seen is result and getattr(kept, "dtype", None) == self._dtypes[i] and (i == 0 or self._key is None):
                 return kept
         return self._to(i, result)
 
@@ -333,7 +381,7 @@ def _to_state_layout(g: Array, state: Sequence[Array]) -> tuple[Array, Partition
     direction gathered back to the gradient's (the one all-gather ZeRO-1 costs). Auto axes leave it to XLA.
     """
     grad_spec = _explicit_spec(g)
-    state_spec = _explicit_spec(state[0]) if state else None
+    state_spec = _explicit_spec(_array(state[0])) if state else None
     if grad_spec is None or state_spec is None or grad_spec == state_spec:
         return g, None
     return jax.sharding.reshard(g, state_spec), grad_spec
@@ -541,9 +589,11 @@ def check_gradients(updates: ArrayTree, *states: ArrayTree) -> None:
             )
     structure: Any = jax.tree.structure(updates)  # jaxlib's PyTreeDef stubs lack __eq__.
     for state in states:
-        if structure == jax.tree.structure(state):
+        if structure == jax.tree.structure(state, is_leaf=_quantize.is_quantized):
             continue
-        expected = {_path(p): x for p, x in jax.tree_util.tree_flatten_with_path(state)[0]}
+        expected = {
+            _path(p): x for p, x in jax.tree_util.tree_flatten_with_path(state, is_leaf=_quantize.is_quantized)[0]
+        }
         given = {_path(p): x for p, x in jax.tree_util.tree_flatten_with_path(updates)[0]}
         missing = [p for p in expected if p not in given]
         extra = [p for p in given if p not in expected]
@@ -558,11 +608,12 @@ def check_gradients(updates: ArrayTree, *states: ArrayTree) -> None:
             f" got {len(given)} leaves ({jax.tree.structure(updates)})."
         )
     for state in states:
-        for (path, g), s in zip(jax.tree_util.tree_flatten_with_path(updates)[0], jax.tree.leaves(state), strict=True):
-            if jnp.shape(g) != jnp.shape(s):
+        leaves = jax.tree.leaves(state, is_leaf=_quantize.is_quantized)
+        for (path, g), s in zip(jax.tree_util.tree_flatten_with_path(updates)[0], leaves, strict=True):
+            if jnp.shape(g) != jnp.shape(_array(s)):
                 raise ValueError(
                     f"gradient leaf {_path(path)} has shape {jnp.shape(g)}, but the optimizer state was built "
-                    f"for shape {jnp.shape(s)}."
+                    f"for shape {jnp.shape(_array(s))}."
                 )
 
 

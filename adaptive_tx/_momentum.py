@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax.typing import ArrayLike, DTypeLike
+from jax.typing import ArrayLike
 
 from adaptive_tx import _checks, _leafwise, _math
 
@@ -47,7 +47,7 @@ def scale_by_momentum(
     dampening: ArrayLike | None = None,
     nesterov: bool = False,
     first_step_undampened: bool = False,
-    accumulator_dtype: DTypeLike | None = None,
+    accumulator_dtype: _checks.StateDtype = None,
     state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
     decay: ArrayLike | None = None,
@@ -62,8 +62,8 @@ def scale_by_momentum(
       first_step_undampened: start the velocity at ``v_1 = g_1`` whatever the dampening, as PyTorch's SGD
         does (its buffer is created as a copy of the first gradient); the state then carries a count,
         :class:`ScaleByMomentumWithCountState` (default ``False``).
-      accumulator_dtype: dtype of ``v_t`` (default: the params');
-        a real one for complex params is refused (it would drop the imaginary part).
+      accumulator_dtype: dtype (or :func:`~adaptive_tx.quantized`) of ``v_t`` (default: the params'); a real one for
+        complex params is refused (it would drop the imaginary part).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
       decay: Optax's keyword (``optax.trace(decay)``): the heavy ball, ``beta=decay`` with ``dampening=0``
@@ -117,7 +117,7 @@ def momentum(
     dampening: ArrayLike | None = None,
     nesterov: bool = False,
     first_step_undampened: bool = False,
-    accumulator_dtype: DTypeLike | None = None,
+    accumulator_dtype: _checks.StateDtype = None,
     state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
     momentum: ArrayLike | None = None,
@@ -141,8 +141,8 @@ def momentum(
         :math:`d = \beta` (leaky average), ``0.0`` the heavy ball.
       nesterov: use Nesterov's look-ahead step (default ``False``).
       first_step_undampened: :math:`v_1 = g_1` whatever :math:`d`, as PyTorch's SGD (default ``False``).
-      accumulator_dtype: dtype of :math:`v_t` (default: the params');
-        a real one for complex params is refused (it would drop the imaginary part).
+      accumulator_dtype: dtype (or :func:`~adaptive_tx.quantized`) of :math:`v_t` (default: the params'); a real one for
+        complex params is refused (it would drop the imaginary part).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
       momentum: Optax's keyword (``optax.sgd(momentum=)``): the heavy ball, ``beta=momentum`` with

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax.typing import ArrayLike, DTypeLike
+from jax.typing import ArrayLike
 
 from adaptive_tx import _checks, _leafwise, _math
 
@@ -38,8 +38,8 @@ def scale_by_nadam(
     b2: ArrayLike = 0.999,
     eps: ArrayLike = 1e-8,
     momentum_decay: ArrayLike = 4e-3,
-    mu_dtype: DTypeLike | None = None,
-    nu_dtype: DTypeLike | None = None,
+    mu_dtype: _checks.StateDtype = None,
+    nu_dtype: _checks.StateDtype = None,
     state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
 ) -> optax.GradientTransformationExtraArgs:
@@ -61,9 +61,10 @@ def scale_by_nadam(
       b2: :math:`\beta_2`, in [0, 1) (default ``0.999``).
       eps: :math:`\epsilon`, outside the root (default ``1e-8``).
       momentum_decay: :math:`\psi` >= 0, possibly ``inf`` (default ``4e-3``, PyTorch's).
-      mu_dtype: dtype of :math:`v_t` (default: the params');
-        a real one for complex params is refused (it would drop the imaginary part).
-      nu_dtype: dtype of :math:`s_t` (default: float32 for 16-bit params, else the params' real dtype).
+      mu_dtype: dtype (or :func:`~adaptive_tx.quantized`) of :math:`v_t` (default: the params'); a real one for complex
+        params is refused (it would drop the imaginary part).
+      nu_dtype: dtype (or :func:`~adaptive_tx.quantized`) of :math:`s_t` (default: float32 for 16-bit params, else the
+        params' real dtype).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax.typing import ArrayLike, DTypeLike
+from jax.typing import ArrayLike
 
 from adaptive_tx import _checks, _leafwise, _math
 from adaptive_tx._momentum import scale_by_momentum
@@ -63,7 +63,7 @@ def scale_by_rms(
     initial_scale: ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     centered: bool = False,
-    accumulator_dtype: DTypeLike | None = None,
+    accumulator_dtype: _checks.StateDtype = None,
     state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
     bias_correction: bool = False,
@@ -79,9 +79,9 @@ def scale_by_rms(
       centered: subtract the squared leaky average of gradients, ``sqrt(s_t - |g_bar_t|^2 + eps)`` (Graves
         2013; clamped at 0 against rounding); the state is then :class:`ScaleByCenteredRmsState` (default
         ``False``).
-      accumulator_dtype: dtype of the averages (default: the policy's: float32 for the mean square of
-        16-bit params, the params' dtype for the mean gradient); for complex params a real dtype is refused
-        when ``centered`` (the mean gradient would drop its imaginary part).
+      accumulator_dtype: dtype (or :func:`~adaptive_tx.quantized`) of the averages (default: the policy's: float32 for
+        the mean square of 16-bit params, the params' dtype for the mean gradient); for complex params a real dtype is
+        refused when ``centered`` (the mean gradient would drop its imaginary part).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
       bias_correction: divide the averages by ``1 - decay^t`` before the root, as Optax's ``scale_by_rms``
@@ -147,7 +147,7 @@ def rmsprop(
     centered: bool = False,
     momentum: ArrayLike | None = None,
     nesterov: bool = False,
-    accumulator_dtype: DTypeLike | None = None,
+    accumulator_dtype: _checks.StateDtype = None,
     state_rounding: _checks.StateRounding = "nearest",
     rounding_seed: ArrayLike = 0,
     bias_correction: bool = False,
@@ -173,9 +173,9 @@ def rmsprop(
       momentum: heavy-ball momentum :math:`\mu` on the step, ``b = mu b + step``, as
         ``optax.rmsprop(momentum=)`` places it (after the learning rate); ``None`` for none (default).
       nesterov: Nesterov's look-ahead on that momentum (default ``False``; needs ``momentum``).
-      accumulator_dtype: dtype of the averages and of the momentum (default: float32 for the mean square of
-        16-bit params, else the params' dtype); for complex params a real dtype is refused with ``centered``
-        or ``momentum`` (those would drop their imaginary part).
+      accumulator_dtype: dtype (or :func:`~adaptive_tx.quantized`) of the averages and of the momentum (default: float32
+        for the mean square of 16-bit params, else the params' dtype); for complex params a real dtype is refused with
+        ``centered`` or ``momentum`` (those would drop their imaginary part).
       state_rounding: ``"nearest"`` (default) or ``"stochastic"``: see :class:`StochasticRoundingState`.
       rounding_seed: the seed of stochastic rounding (default ``0``).
       bias_correction: divide the averages by :math:`1 - \beta^t` before the root, as

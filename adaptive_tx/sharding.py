@@ -21,6 +21,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from adaptive_tx._quantize import QuantizedArray
+
 __all__ = ("abstract_state", "param_sharding", "state_shardings", "zero_spec")
 
 ArrayTree = Any
@@ -47,12 +49,24 @@ def param_sharding(param: Any, mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def zero_spec(spec: PartitionSpec, shape: tuple[int, ...], mesh: Mesh, zero_axis: str) -> PartitionSpec:
+def zero_spec(
+    spec: PartitionSpec, shape: tuple[int, ...], mesh: Mesh, zero_axis: str, *, block_size: int = 1
+) -> PartitionSpec:
     """``spec`` additionally split over the mesh axis ``zero_axis`` (ZeRO-1), where a dimension allows it.
 
     The dimension chosen is the largest one that ``spec`` leaves unsharded and whose size the axis divides
-    (the first such, on a tie). ``spec`` comes back unchanged when it already uses ``zero_axis``, or when
-    no dimension fits (a scalar, a vector of 3 on a data axis of 2): that leaf stays replicated over the axis.
+    (the first such, on a tie); the last one only into shards of whole blocks of ``block_size`` elements
+    (quantized state, ``adaptive_tx.quantized``). ``spec`` comes back unchanged when it already uses
+    ``zero_axis``, or when no dimension fits (a scalar, a vector of 3 on a data axis of 2): that leaf stays
+    replicated over the axis.
+
+    Examples:
+      >>> import jax
+      >>> from jax.sharding import PartitionSpec as P
+      >>> from adaptive_tx.sharding import zero_spec
+      >>> mesh = jax.sharding.AbstractMesh((4,), ("data",))
+      >>> zero_spec(P(), (8, 512), mesh, "data"), zero_spec(P(), (8, 512), mesh, "data", block_size=256)
+      (P(None, 'data'), P('data', None))
     """
     if zero_axis not in mesh.shape:
         raise ValueError(f"zero_axis {zero_axis!r} is not an axis of the mesh, whose axes are {tuple(mesh.shape)}")
@@ -61,11 +75,30 @@ def zero_spec(spec: PartitionSpec, shape: tuple[int, ...], mesh: Mesh, zero_axis
     size = mesh.shape[zero_axis]
     if zero_axis in used or size == 1:
         return PartitionSpec(*entries)
-    free = [d for d, e in enumerate(entries) if e is None and shape[d] % size == 0 and shape[d] > 0]
+    free = [
+        d
+        for d, e in enumerate(entries)
+        if e is None and shape[d] > 0 and shape[d] % (size * (block_size if d == len(shape) - 1 else 1)) == 0
+    ]
     if not free:
         return PartitionSpec(*entries)
     d = max(free, key=lambda i: (shape[i], -i))
     return PartitionSpec(*(zero_axis if i == d else e for i, e in enumerate(entries)))
+
+
+def _whole_blocks(spec: PartitionSpec, shape: tuple[int, ...], mesh: Mesh, block_size: int, path: str) -> PartitionSpec:
+    """``spec`` of a quantized leaf, checked: a split last axis must give each shard whole blocks."""
+    entries = tuple(spec) + (None,) * (len(shape) - len(spec))
+    last = entries[-1] if entries else None
+    if last is not None:
+        shards = int(np.prod([mesh.shape[a] for a in (last if isinstance(last, tuple) else (last,))]))
+        if (shape[-1] // shards) % block_size:
+            raise ValueError(
+                f"params leaf {path} splits its last axis of {shape[-1]} into {shards} shards of "
+                f"{shape[-1] // shards}, which is not a multiple of the quantized state's block_size "
+                f"{block_size}: a block would cross a shard. Pick a block_size that divides {shape[-1] // shards}."
+            )
+    return PartitionSpec(*entries)
 
 
 def state_shardings(
@@ -74,10 +107,11 @@ def state_shardings(
     """The ``NamedSharding`` of every leaf of ``tx.init(params)`` on ``mesh``.
 
     Parameter-shaped leaves (moments, accumulators, traces; found as Optax's ``tree_map_params`` finds them)
-    get their parameter's sharding; every other leaf (step counts, injected hyperparameters, ``track``'s
-    statistics) is replicated. With ``zero_axis``, parameter-shaped leaves are also split over that mesh
-    axis along the largest dimension the parameter's spec leaves free and the axis size divides
-    (:func:`zero_spec`); a leaf with no such dimension stays replicated over the axis.
+    get their parameter's sharding (quantized state: its codes, and its scales by blocks of the last axis;
+    a split last axis must give each shard whole blocks); every other leaf (step counts, injected
+    hyperparameters, ``track``'s statistics) is replicated. With ``zero_axis``, parameter-shaped leaves are
+    also split over that mesh axis along the largest dimension the parameter's spec leaves free and the axis
+    size divides (:func:`zero_spec`); a leaf with no such dimension stays replicated over the axis.
 
     Works for any transformation: ``adaptive_tx``'s, Optax's, chains, ``inject_hyperparams``,
     ``MultiSteps``, ``apply_if_finite``, ``diagnostics.track``. Nothing is allocated: the state's shapes
@@ -125,7 +159,14 @@ def state_shardings(
     placements = jax.tree.map(lambda p: param_sharding(p, mesh), params)
     abstract_state = jax.eval_shape(tx.init, shapes)
 
-    def place(leaf: Any, param: jax.ShapeDtypeStruct, sharding: NamedSharding) -> NamedSharding:
+    paths = jax.tree_util.tree_map_with_path(lambda path, _: jax.tree_util.keystr(path), params)
+
+    def place(leaf: Any, param: jax.ShapeDtypeStruct, sharding: NamedSharding, path: str) -> Any:
+        if isinstance(leaf, QuantizedArray):  # Codes like the parameter, scales like them by blocks.
+            spec = _whole_blocks(sharding.spec, param.shape, mesh, leaf.block_size, path)
+            if zero_axis is not None:
+                spec = zero_spec(spec, param.shape, mesh, zero_axis, block_size=leaf.block_size)
+            return QuantizedArray(NamedSharding(mesh, spec), NamedSharding(mesh, spec), leaf.block_size)
         if np.shape(leaf) != param.shape:  # A leaf in a params-shaped tree that is not params-shaped itself.
             return replicated
         spec = sharding.spec
@@ -140,8 +181,10 @@ def state_shardings(
             abstract_state,
             shapes,
             placements,
+            paths,
             # A leaf, or a subtree that init builds otherwise for a leafless tree (track's per-leaf dicts).
             transform_non_params=lambda other: jax.tree.map(lambda _: replicated, other),
+            is_leaf=lambda x: isinstance(x, QuantizedArray),
         )
     except ValueError as error:  # A state holding trees that are not the params' (atx.packed's flat buffers).
         raise ValueError(

@@ -350,6 +350,10 @@ _ZERO_L2 = {"weight_decay": 0.0}
 # Dtypes by name: optax.inject_hyperparams would turn jnp.bfloat16 (a number type) into an array.
 _BF16_STATE = {"accumulator_dtype": "bfloat16", "state_rounding": "stochastic"}
 _BF16_STATE_ADAM = {"mu_dtype": "bfloat16", "nu_dtype": "bfloat16", "state_rounding": "stochastic"}
+# 8-bit state with every leaf but scalars quantized, in blocks of 2 (so a row of 3 ends in a short block).
+_Q8 = atx.quantized(block_size=2, min_size=0)
+_Q8_STATE = {"accumulator_dtype": _Q8, "state_rounding": "stochastic"}
+_Q8_STATE_ADAM = {"mu_dtype": _Q8, "nu_dtype": _Q8, "state_rounding": "stochastic"}
 # The policy's state dtypes (the params'): for the rotation test (a real first-moment dtype on complex params
 # is refused, and a real run's bfloat16 rounding would have no complex counterpart) and the
 # finite-difference test (16-bit state makes the objective a staircase).
@@ -687,6 +691,57 @@ REGISTRY = [
         complex=_POLICY_STATE_ADAM,
         smooth=_POLICY_STATE_ADAM,
     ),
+    # 8-bit state (atx.quantized): each block that keeps params-shaped state, and an optimizer; stochastic
+    # rounding but in one block, which rounds to nearest.
+    Entry(
+        "adam-8bit-state-stochastic",
+        atx.adam,
+        {**_Q8_STATE_ADAM, "learning_rate": 0.05, "b1": 0.5, "b2": 0.8, "eps": 0.1},
+        ("learning_rate", "b1", "b2"),
+        {"eps": 0.0},
+        complex=_POLICY_STATE_ADAM,
+        smooth=_POLICY_STATE_ADAM,
+    ),
+    Entry(
+        "scale_by_adagrad-8bit-state",
+        atx.scale_by_adagrad,
+        {"accumulator_dtype": _Q8, "eps": 0.1, "initial_accumulator": 0.5},
+        (),
+        {"eps": 0.0, "initial_accumulator": 0.0},
+        block=True,
+        complex=_POLICY_STATE,
+        smooth=_POLICY_STATE,
+    ),
+    Entry(
+        "scale_by_rms-centered-8bit-state-stochastic",
+        atx.scale_by_rms,
+        {**_Q8_STATE, "decay": 0.8, "eps": 0.1, "centered": True},
+        ("decay",),
+        {"eps": 0.0},
+        block=True,
+        complex=_POLICY_STATE,
+        smooth=_POLICY_STATE,
+    ),
+    Entry(
+        "scale_by_adadelta-8bit-state-stochastic",
+        atx.scale_by_adadelta,
+        {**_Q8_STATE, "rho": 0.5, "eps": 0.1, "initial_scale": 0.3, "initial_delta": 0.2},
+        ("rho",),
+        {"eps": 0.0, "initial_scale": 0.0},
+        block=True,
+        complex=_POLICY_STATE,
+        smooth=_POLICY_STATE,
+    ),
+    Entry(
+        "scale_by_momentum-8bit-state-stochastic",
+        atx.scale_by_momentum,
+        {**_Q8_STATE, "beta": 0.5, "dampening": 0.25, "nesterov": True},
+        ("beta", "dampening"),
+        {},
+        block=True,
+        complex=_POLICY_STATE,
+        smooth=_POLICY_STATE,
+    ),
     # The diagnostics wrapper, around an optimizer (GradientTransformationExtraArgs) and a block.
     Entry(
         "track-adam",
@@ -898,8 +953,13 @@ on_rosenbrock = [e for e in REGISTRY if e.rosenbrock is not None]
 
 def expected_updates_dtype(entry: Entry, grad_dtype: Any, param_dtype: Any) -> np.dtype:
     """The updates' dtype convention, stated on its own (Optax's): the wider of the gradient's and the param's
-    dtype, widened by any state dtype the entry's arguments name (as Optax's ``mu_dtype`` widens them);
+    dtype, widened by any state dtype the entry's arguments name (as Optax's ``mu_dtype`` widens them; quantized
+    state does not: it is storage, the math float32);
     float16 with bfloat16 gives float32, as under standard promotion."""
-    named = [jnp.dtype(v) for k, v in entry.kwargs.items() if k.endswith("_dtype") and v is not None]
+    named = [
+        jnp.dtype(v)
+        for k, v in entry.kwargs.items()
+        if k.endswith("_dtype") and v is not None and not isinstance(v, atx.QuantizedDtype)  # Storage only.
+    ]
     with jax.numpy_dtype_promotion("standard"):
         return jnp.dtype(jnp.result_type(jnp.dtype(grad_dtype), jnp.dtype(param_dtype), *named))

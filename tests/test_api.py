@@ -4,10 +4,13 @@ import importlib
 import inspect
 import re
 import types
+import typing
 
 import pytest
+from jax.typing import DTypeLike
 
 import adaptive_tx as atx
+from adaptive_tx._checks import StateDtype
 
 OPTIMIZERS = ["adagrad", "rmsprop", "adadelta", "momentum", "adam"]
 BLOCKS = ["scale_by_adagrad", "scale_by_rms", "scale_by_adadelta", "scale_by_momentum", "scale_by_adam"]
@@ -99,11 +102,13 @@ _NOT_ARRAYS = ("learning_rate", "amsgrad", "state_rounding", "weight_decay", "we
 
 
 def test_hyperparameters_are_typed_as_array_likes():
-    # jax.typing's ArrayLike / DTypeLike in the signatures, as Optax types its own.
+    # jax.typing's ArrayLike / DTypeLike in the signatures, as Optax types its own; state dtypes take
+    # quantized(...) too.
+    assert set(typing.get_args(StateDtype)) == {*typing.get_args(DTypeLike), atx.QuantizedDtype, type(None)}
     for name in [*OPTIMIZERS, *BLOCKS, "bias_correction", "scale_by_nadam"]:
         for param in inspect.signature(getattr(atx, name)).parameters.values():
             if param.name.endswith("dtype"):
-                assert "DTypeLike" in str(param.annotation), (name, param.name)
+                assert str(param.annotation) == "_checks.StateDtype", (name, param.name)
             elif param.name not in _NOT_ARRAYS and not isinstance(param.default, bool):
                 assert "ArrayLike" in str(param.annotation), (name, param.name)
 

@@ -145,7 +145,7 @@ def test_state_dtype_is_a_choice_and_persists(block, kwargs, expected, updates_d
 
 @pytest.mark.parametrize("block", [atx.scale_by_adagrad, atx.scale_by_rms, atx.scale_by_momentum])
 def test_bad_state_dtype_raises(block):
-    message = r"^accumulator_dtype must be None or a floating-point dtype \(real or complex\), got"
+    message = r"^accumulator_dtype must be None, a floating-point dtype \(real or complex\) or adaptive_tx.quantized"
     with pytest.raises(TypeError, match=message):
         block(accumulator_dtype=jnp.int32)
     with pytest.raises(TypeError, match="accumulator_dtype"):

@@ -18,6 +18,7 @@ import numpy as np
 import optax
 import pytest
 
+import adaptive_tx as atx
 from tests.helpers import REGISTRY, grad, nested_params, numeric_kwargs, parametrize_entries, registry
 
 # jit fuses float32 operations differently from op-by-op dispatch; such reorderings change results by a
@@ -249,8 +250,15 @@ def test_tree_map_params_maps_the_params_shaped_leaves_by_value(entry):
     params = {"w": jnp.arange(6.0).reshape(2, 3), "b": jnp.array([0.5, -1.0])}  # No scalar leaves.
     _, state = _run(tx, params, _grads(params, 2))
     mapped = optax.tree_utils.tree_map_params(tx, lambda p: 2 * p + 1, state)
-    # Params-shaped state (moments, accumulators) is mapped; scalars (counts, products) and PRNG keys are not.
-    expected = jax.tree.map(lambda x: 2 * x + 1 if jnp.ndim(x) and jnp.issubdtype(x.dtype, jnp.inexact) else x, state)
+
+    # Params-shaped state (moments, accumulators) is mapped, quantized state's codes and scales alike (Optax's
+    # jax.tree.map sees two arrays); scalars (counts, products) and PRNG keys are not.
+    def double(x):
+        if isinstance(x, atx.QuantizedArray):
+            return atx.QuantizedArray(2 * x.codes + 1, 2 * x.scales + 1, x.block_size)
+        return 2 * x + 1 if jnp.ndim(x) and jnp.issubdtype(x.dtype, jnp.inexact) else x
+
+    expected = jax.tree.map(double, state, is_leaf=lambda x: isinstance(x, atx.QuantizedArray))
     chex.assert_trees_all_close(mapped, expected, rtol=0, atol=0)
 
 

@@ -43,6 +43,9 @@ SPECS = {
     "matrix": ((6, 10), P(), P(None, "data")),  # the larger divisible dimension.
     "vector": ((8,), P("data"), P("data")),  # already split over "data".
 }
+# Quantized state (the registry's 8-bit entries, blocks of 2) under ZeRO-1, where its spec differs: the last
+# axis is split over "data" only into whole blocks (10 / 2 = 5 elements is not), so the other dimension is.
+QUANTIZED_ZERO = {"matrix": P("data", None)}
 COLLECTIVE = re.compile(r"\b(all-gather|all-reduce|reduce-scatter|collective-permute|all-to-all)(?:-start)?\(")
 
 # Optax's and wrapped transformations beside the registry's: (factory, why a step needs an all-reduce).
@@ -96,6 +99,8 @@ def _spec_problems(shardings, state, mesh, zero):
         names = [k for k in SPECS if f"'{k}'" in where]
         if leaf.ndim and names:
             shape, spec, zero_spec = SPECS[names[0]]
+            if re.search(r"\.(codes|scales)$", where):  # An atx.QuantizedArray's arrays.
+                zero_spec = QUANTIZED_ZERO.get(names[0], zero_spec)
             expected = NamedSharding(mesh, zero_spec if zero else spec)
         else:
             expected = NamedSharding(mesh, P())
