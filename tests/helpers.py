@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import inspect
+import types
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -186,6 +188,16 @@ def scan_steps(tx: optax.GradientTransformation, grad: Callable, w0: Any, steps:
     return run(w0)
 
 
+def module_from_file(path: Any, name: str) -> types.ModuleType:
+    """The Python file at ``path`` (an example script, docs/conf.py) as a module named ``name``; its
+    ``if __name__ == "__main__"`` block does not run."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def max_relative_error(actual: Any, expected: Any) -> float:
     """max over leaves of max|actual - expected| / max|expected| (normwise, so a coordinate crossing zero
     does not turn a 1e-17 absolute difference into a large relative one)."""
@@ -347,20 +359,95 @@ def _packed(factory):
 
 
 _ZERO_L2 = {"weight_decay": 0.0}
-# Dtypes by name: optax.inject_hyperparams would turn jnp.bfloat16 (a number type) into an array.
-_BF16_STATE = {"accumulator_dtype": "bfloat16", "state_rounding": "stochastic"}
-_BF16_STATE_ADAM = {"mu_dtype": "bfloat16", "nu_dtype": "bfloat16", "state_rounding": "stochastic"}
 # 8-bit state with every leaf but scalars quantized, in blocks of 2 (so a row of 3 ends in a short block).
 _Q8 = atx.quantized(block_size=2, min_size=0)
-_Q8_STATE = {"accumulator_dtype": _Q8, "state_rounding": "stochastic"}
-_Q8_STATE_ADAM = {"mu_dtype": _Q8, "nu_dtype": _Q8, "state_rounding": "stochastic"}
-# The policy's state dtypes (the params'): for the rotation test (a real first-moment dtype on complex params
-# is refused, and a real run's bfloat16 rounding would have no complex counterpart) and the
-# finite-difference test (16-bit state makes the objective a staircase).
+# The policy's state dtypes (the params'), for the rotation and finite-difference tests (see
+# _state_format_entries).
 _POLICY_STATE = {"accumulator_dtype": None}
-_POLICY_STATE_ADAM = {"mu_dtype": None, "nu_dtype": None}
 _TRACK_REDUCES = "track's statistics are means and extremes over every coordinate"
 _NO_EPS_ADADELTA = "Adadelta with eps = 0 never moves unless initial_delta > 0, which this signature lacks"
+
+# Each block that keeps params-shaped state, and Adam: (name, factory, kwargs, decays, zero_eps, dtype arguments).
+_WITH_STATE = (
+    (
+        "adam",
+        atx.adam,
+        {"learning_rate": 0.05, "b1": 0.5, "b2": 0.8, "eps": 0.1},
+        ("learning_rate", "b1", "b2"),
+        {"eps": 0.0},
+        ("mu_dtype", "nu_dtype"),
+    ),
+    (
+        "scale_by_adagrad",
+        atx.scale_by_adagrad,
+        {"eps": 0.1, "initial_accumulator": 0.5},
+        (),
+        {"eps": 0.0, "initial_accumulator": 0.0},
+        ("accumulator_dtype",),
+    ),
+    (
+        "scale_by_rms-centered",
+        atx.scale_by_rms,
+        {"decay": 0.8, "eps": 0.1, "centered": True},
+        ("decay",),
+        {"eps": 0.0},
+        ("accumulator_dtype",),
+    ),
+    (
+        "scale_by_adadelta",
+        atx.scale_by_adadelta,
+        {"rho": 0.5, "eps": 0.1, "initial_scale": 0.3, "initial_delta": 0.2},
+        ("rho",),
+        {"eps": 0.0, "initial_scale": 0.0},
+        ("accumulator_dtype",),
+    ),
+    (
+        "scale_by_momentum",
+        atx.scale_by_momentum,
+        {"beta": 0.5, "dampening": 0.25, "nesterov": True},
+        ("beta", "dampening"),
+        {},
+        ("accumulator_dtype",),
+    ),
+    (
+        "scale_by_nadam",
+        atx.scale_by_nadam,
+        {"b1": 0.8, "b2": 0.9, "eps": 0.1, "momentum_decay": 0.1},
+        ("b1", "b2", "momentum_decay"),
+        {"eps": 0.0},
+        ("mu_dtype", "nu_dtype"),
+    ),
+)
+
+
+def _state_format_entries(
+    label: str, dtype: Any, nearest: tuple[str, ...] = (), leave_out: tuple[str, ...] = ()
+) -> list[Entry]:
+    """The entries of ``_WITH_STATE`` with every state dtype argument ``dtype`` (by name where it is a dtype:
+    optax.inject_hyperparams would turn jnp.bfloat16, a number type, into an array) and stochastic rounding,
+    but for those named in ``nearest``, which round to nearest: ``{name}-{label}-state[-stochastic]``. The
+    rotation and finite-difference tests use the policy's state dtypes (a real first-moment dtype on complex
+    params is refused; low-precision state makes the objective a staircase at a finite difference's scale)."""
+    entries = []
+    for name, make, kwargs, decays, zero_eps, dtype_arguments in _WITH_STATE:
+        if name in leave_out:
+            continue
+        rounding = {} if name in nearest else {"state_rounding": "stochastic"}
+        policy = dict.fromkeys(dtype_arguments)
+        entries.append(
+            Entry(
+                f"{name}-{label}-state{'' if name in nearest else '-stochastic'}",
+                make,
+                {**dict.fromkeys(dtype_arguments, dtype), **rounding, **kwargs},
+                decays,
+                zero_eps,
+                block=name != "adam",
+                complex=policy,
+                smooth=policy,
+            )
+        )
+    return entries
+
 
 ROSENBROCK_STEPS = 10_000
 _ADAM = {
@@ -631,117 +718,10 @@ REGISTRY = [
         block=True,
     ),
     Entry("bias_correction", atx.bias_correction, {"decay": 0.8}, ("decay",), {}, block=True),
-    # 16-bit state with stochastic rounding: each block that keeps params-shaped state, and an optimizer.
-    Entry(
-        "adam-bfloat16-state-stochastic",
-        atx.adam,
-        {**_BF16_STATE_ADAM, "learning_rate": 0.05, "b1": 0.5, "b2": 0.8, "eps": 0.1},
-        ("learning_rate", "b1", "b2"),
-        {"eps": 0.0},
-        complex=_POLICY_STATE_ADAM,
-        smooth=_POLICY_STATE_ADAM,
-    ),
-    Entry(
-        "scale_by_adagrad-bfloat16-state-stochastic",
-        atx.scale_by_adagrad,
-        {**_BF16_STATE, "eps": 0.1, "initial_accumulator": 0.5},
-        (),
-        {"eps": 0.0, "initial_accumulator": 0.0},
-        block=True,
-        complex=_POLICY_STATE,
-        smooth=_POLICY_STATE,
-    ),
-    Entry(
-        "scale_by_rms-centered-bfloat16-state-stochastic",
-        atx.scale_by_rms,
-        {**_BF16_STATE, "decay": 0.8, "eps": 0.1, "centered": True},
-        ("decay",),
-        {"eps": 0.0},
-        block=True,
-        complex=_POLICY_STATE,
-        smooth=_POLICY_STATE,
-    ),
-    Entry(
-        "scale_by_adadelta-bfloat16-state-stochastic",
-        atx.scale_by_adadelta,
-        {**_BF16_STATE, "rho": 0.5, "eps": 0.1, "initial_scale": 0.3, "initial_delta": 0.2},
-        ("rho",),
-        {"eps": 0.0, "initial_scale": 0.0},
-        block=True,
-        complex=_POLICY_STATE,
-        smooth=_POLICY_STATE,
-    ),
-    Entry(
-        "scale_by_momentum-bfloat16-state-stochastic",
-        atx.scale_by_momentum,
-        {**_BF16_STATE, "beta": 0.5, "dampening": 0.25, "nesterov": True},
-        ("beta", "dampening"),
-        {},
-        block=True,
-        complex=_POLICY_STATE,
-        smooth=_POLICY_STATE,
-    ),
-    Entry(
-        "scale_by_nadam-bfloat16-state-stochastic",
-        atx.scale_by_nadam,
-        {**_BF16_STATE_ADAM, "b1": 0.8, "b2": 0.9, "eps": 0.1, "momentum_decay": 0.1},
-        ("b1", "b2", "momentum_decay"),
-        {"eps": 0.0},
-        block=True,
-        complex=_POLICY_STATE_ADAM,
-        smooth=_POLICY_STATE_ADAM,
-    ),
-    # 8-bit state (atx.quantized): each block that keeps params-shaped state, and an optimizer; stochastic
-    # rounding but in one block, which rounds to nearest.
-    Entry(
-        "adam-8bit-state-stochastic",
-        atx.adam,
-        {**_Q8_STATE_ADAM, "learning_rate": 0.05, "b1": 0.5, "b2": 0.8, "eps": 0.1},
-        ("learning_rate", "b1", "b2"),
-        {"eps": 0.0},
-        complex=_POLICY_STATE_ADAM,
-        smooth=_POLICY_STATE_ADAM,
-    ),
-    Entry(
-        "scale_by_adagrad-8bit-state",
-        atx.scale_by_adagrad,
-        {"accumulator_dtype": _Q8, "eps": 0.1, "initial_accumulator": 0.5},
-        (),
-        {"eps": 0.0, "initial_accumulator": 0.0},
-        block=True,
-        complex=_POLICY_STATE,
-        smooth=_POLICY_STATE,
-    ),
-    Entry(
-        "scale_by_rms-centered-8bit-state-stochastic",
-        atx.scale_by_rms,
-        {**_Q8_STATE, "decay": 0.8, "eps": 0.1, "centered": True},
-        ("decay",),
-        {"eps": 0.0},
-        block=True,
-        complex=_POLICY_STATE,
-        smooth=_POLICY_STATE,
-    ),
-    Entry(
-        "scale_by_adadelta-8bit-state-stochastic",
-        atx.scale_by_adadelta,
-        {**_Q8_STATE, "rho": 0.5, "eps": 0.1, "initial_scale": 0.3, "initial_delta": 0.2},
-        ("rho",),
-        {"eps": 0.0, "initial_scale": 0.0},
-        block=True,
-        complex=_POLICY_STATE,
-        smooth=_POLICY_STATE,
-    ),
-    Entry(
-        "scale_by_momentum-8bit-state-stochastic",
-        atx.scale_by_momentum,
-        {**_Q8_STATE, "beta": 0.5, "dampening": 0.25, "nesterov": True},
-        ("beta", "dampening"),
-        {},
-        block=True,
-        complex=_POLICY_STATE,
-        smooth=_POLICY_STATE,
-    ),
+    # 16-bit state with stochastic rounding, and 8-bit state (atx.quantized): each block that keeps
+    # params-shaped state, and an optimizer.
+    *_state_format_entries("bfloat16", "bfloat16"),
+    *_state_format_entries("8bit", _Q8, nearest=("scale_by_adagrad",), leave_out=("scale_by_nadam",)),
     # The diagnostics wrapper, around an optimizer (GradientTransformationExtraArgs) and a block.
     Entry(
         "track-adam",

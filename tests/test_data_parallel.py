@@ -10,7 +10,6 @@ Those jobs are marked ``exhaustive``; the checks of ``--restore``, ``--save`` an
 path before JAX starts, are quick and run in README's ``pytest``.
 """
 
-import importlib.util
 import json
 import re
 import socket
@@ -24,6 +23,7 @@ import pytest
 
 from tests import background
 from tests.background import Job
+from tests.helpers import module_from_file
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "data_parallel.py"
@@ -171,10 +171,7 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(runs):
 @pytest.fixture(scope="module")
 def example():
     """examples/data_parallel.py as a module (its ``__main__`` block does not run)."""
-    spec = importlib.util.spec_from_file_location("data_parallel_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(EXAMPLE, "data_parallel_example")
 
 
 def _orbax_metadata(directory: Path, entries: list[str]) -> None:

@@ -11,6 +11,7 @@ import pytest
 from tests import background
 from tests.background import Job
 from tests.docs_worker import PAGES
+from tests.helpers import module_from_file
 
 pytestmark = pytest.mark.exhaustive  # Sphinx and Playwright (the docs extra) and Chromium, which CI installs.
 
@@ -69,13 +70,8 @@ def test_math_renders(site, page):
 
 def _conf():
     """docs/conf.py as a module (it imports Sphinx, so only with the docs extra)."""
-    import importlib.util
-
     pytest.importorskip("sphinx")
-    spec = importlib.util.spec_from_file_location("docs_conf", ROOT / "docs" / "conf.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(ROOT / "docs" / "conf.py", "docs_conf")
 
 
 def test_the_build_names_a_public_name_with_no_api_page():

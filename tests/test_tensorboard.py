@@ -1,6 +1,5 @@
 """examples/tensorboard_logging.py writes what it says it logged: read back with TensorBoard's own event reader."""
 
-import importlib.util
 from pathlib import Path
 
 import jax
@@ -9,6 +8,7 @@ import pytest
 
 from adaptive_tx import digits
 from adaptive_tx.diagnostics import QUANTILE_RESOLUTION, TrackStats
+from tests.helpers import module_from_file
 
 pytestmark = pytest.mark.exhaustive  # tensorboardX and TensorBoard (the tensorboard extra), which CI installs.
 
@@ -18,10 +18,7 @@ STEPS, LOG_EVERY = 30, 5
 
 
 def _example():
-    spec = importlib.util.spec_from_file_location("tensorboard_logging", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(EXAMPLE, "tensorboard_logging")
 
 
 @pytest.fixture(scope="module")
