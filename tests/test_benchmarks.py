@@ -132,3 +132,41 @@ def test_gpu_preset_runs_on_the_cpu(gpu_rows):
     for row in rows:
         assert row["ratio"]["adaptive_tx/optax"] > 0 and row["ratio"]["adaptive_tx/floor"] > 0
         assert row["array_fusions"]["adaptive_tx"] == row["array_fusions"]["optax"] == 3
+
+
+def test_quantized_step_benchmark_reports_every_row_with_its_bytes():
+    from benchmarks import quantized_step
+
+    size = 4096
+    with jax.numpy_dtype_promotion("standard"):  # optax.adam's bias correction mixes float and int32.
+        rows = {r["row"]: r for r in quantized_step.run(size=size, reps=2, compile_reps=1)}
+    assert set(rows) == set(quantized_step.optimizers())
+    # State bytes per parameter from the formats alone (the step count's 4 bytes and the key's 8 spread
+    # over the parameters): two float32 moments, two bfloat16 ones, two of 1-byte codes and a float32 scale
+    # per 256.
+    assert rows["optax.adam"]["state_bytes_per_param"] == pytest.approx(8 + 4 / size)
+    assert rows["atx.adam bfloat16 stochastic"]["state_bytes_per_param"] == pytest.approx(4 + 12 / size)
+    assert rows["atx.adam 8-bit"]["state_bytes_per_param"] == pytest.approx(2 * (1 + 4 / 256) + 4 / size)
+    assert rows["atx.adam 8-bit stochastic"]["state_bytes_per_param"] == pytest.approx(2 * (1 + 4 / 256) + 12 / size)
+    assert rows["optax.adam"]["step_ratio"] == 1.0 and all(
+        r["step_ms"] > 0 and r["compile_s"] > 0 for r in rows.values()
+    )
+
+
+def test_state_formats_benchmark_trains_every_format_from_the_same_start():
+    from benchmarks import state_formats
+
+    rows = state_formats.run(epochs=2, seeds=(0,), optimizers=("adam",))
+    assert [r.state_format for r in rows] == list(state_formats.FORMATS)
+    bytes_ = {r.state_format: r.bytes_per_parameter for r in rows}
+    # The digits MLP: 64x500, 500x300, 300x10 and biases; only the two large matrices have quantized state.
+    params = 64 * 500 + 500 + 500 * 300 + 300 + 300 * 10 + 10
+    quantized = 2 * (64 * 500 + 64 * 2 * 4 + 500 * 300 + 500 * 2 * 4) + 2 * 4 * (500 + 300 + 300 * 10 + 10)
+    assert bytes_["float32"] == pytest.approx((8 * params + 4) / params)
+    assert bytes_["8-bit"] == pytest.approx((quantized + 4) / params)
+    losses = {r.state_format: r.losses[0] for r in rows}
+    assert all(0 < loss < 0.5 for loss in losses.values())  # Trained: from ln(10) = 2.3.
+    assert losses["8-bit stochastic"] != losses["float32"]  # The formats are different runs.
+    relative = state_formats.relative_to_float32(rows)
+    assert relative["adam", "float32"] == pytest.approx([0.0])
+    assert f"| adam | 8-bit | {bytes_['8-bit']:.2f} |" in state_formats.table(rows)
