@@ -146,6 +146,18 @@ def test_8bit_state_takes_about_a_quarter_of_the_bytes(example, output):
     assert runs["8bit-stochastic"].bytes_per_parameter < 2.15 < 0.27 * runs["float32"].bytes_per_parameter
 
 
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adagrad"])
+def test_the_other_optimizers_keep_one_moment_each(example, optimizer):
+    _, params = example.init(example.Config(), seed=0)
+    shapes = [tuple(leaf.shape) for leaf in jax.tree.leaves(params)]
+    n = sum(math.prod(s) for s in shapes)
+    tx = example.make_optimizer("8bit-stochastic", 1e-3, optimizer=optimizer)
+    # One accumulator (half of Adam's two moments), the PRNG key, and no step count.
+    assert example.state_bytes_per_parameter(tx, params) == (_state_bytes(shapes, True) / 2 + 8) / n
+    args = example.parse_args(["--optimizer", optimizer])
+    assert args.lr == example.LEARNING_RATES[optimizer] and example.parse_args(["--lr", "0.5"]).lr == 0.5
+
+
 def test_main_prints_the_table_and_writes_what_it_ran(output):
     runs, printed, folder = output
     rows = {line.split(" | ")[0].strip("| "): line for line in printed.splitlines() if line.startswith("| ")}

@@ -25,6 +25,7 @@ EXPECTED = {
     "03_adam_bias_correction",
     "04_generalization",
     "05_diagnostics",
+    "06_memory",
 }
 # The site's gallery (docs/notebooks.md): for each notebook, which of its plots (0-based, in order) it shows.
 GALLERY = {
@@ -33,6 +34,7 @@ GALLERY = {
     "03_adam_bias_correction": 0,
     "04_generalization": 1,
     "05_diagnostics": 1,
+    "06_memory": 0,
 }
 # Generous: a notebook takes under a minute on 2 cores; a shared CI machine can be several times slower.
 CELL_TIMEOUT_S = 600
