@@ -48,6 +48,7 @@ AXES = {
     "adadelta": AUTO,  # two accumulators, no count
     "keras.adam": AUTO,  # per-leaf clipnorm (a reduction over each sharded leaf), amsgrad, weight decay
     "inject_hyperparams(adam)": AUTO,  # replicated scalar hyperparameters beside the state
+    "adam-8bit-state-stochastic": BOTH,  # quantized moments (codes and scales) beside a PRNG key
 }
 FACTORIES = {entry.name: entry for entry in REGISTRY if entry.name in AXES} | {
     "inject_hyperparams(adam)": lambda: optax.inject_hyperparams(atx.adam)(learning_rate=0.05, b1=0.8),

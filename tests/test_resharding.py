@@ -45,6 +45,7 @@ EXPECTED_AXES = {
     "adadelta": ["Auto"],
     "keras.adam": ["Auto"],
     "inject_hyperparams(adam)": ["Auto"],
+    "adam-8bit-state-stochastic": ["Auto", "Explicit"],
 }
 TARGETS = {
     "like the params": ["2 x 4 mesh, same placement", "4 x 2 mesh", "one device", "2 x 4 mesh, with ZeRO-1"],
