@@ -134,6 +134,7 @@ def test_gpu_preset_runs_on_the_cpu(gpu_rows):
         assert row["array_fusions"]["adaptive_tx"] == row["array_fusions"]["optax"] == 3
 
 
+@pytest.mark.exhaustive  # Compiles and trains every format.
 def test_quantized_step_benchmark_reports_every_row_with_its_bytes():
     from benchmarks import quantized_step
 
@@ -153,6 +154,7 @@ def test_quantized_step_benchmark_reports_every_row_with_its_bytes():
     )
 
 
+@pytest.mark.exhaustive  # Compiles and trains every format.
 def test_state_formats_benchmark_trains_every_format_from_the_same_start():
     from benchmarks import state_formats
 

@@ -1,7 +1,8 @@
 """examples/char_transformer.py: a short run of the example itself (float32 and 8-bit stochastic Adam state,
 seed 0, 40 steps, through its ``main``), checked by value: the losses, the bytes of state per parameter against
 a count made here from the parameter shapes, the JSON and the PNG it writes. Plus the corpus, the batches,
-the table's arithmetic, and bad arguments refused before JAX is imported. About 30 s on 2 CPU cores.
+the table's arithmetic, and bad arguments refused before JAX is imported. The run takes about 25 s on 2 CPU
+cores: the tests that read it are marked exhaustive.
 """
 
 import contextlib
@@ -86,6 +87,7 @@ def test_the_batches_are_a_function_of_the_seed_only(example, corpus):
 # ----------------------------------------------------------------------------- a short run of main
 
 
+@pytest.mark.exhaustive  # Trains the model (about 25 s, once for these tests).
 def test_the_first_loss_is_a_uniform_predictors(output):
     runs, _, _ = output
     for run in runs.values():
@@ -94,6 +96,7 @@ def test_the_first_loss_is_a_uniform_predictors(output):
         assert abs(run.validation_loss[0] - math.log(97)) < 0.15, run.validation_loss[0]
 
 
+@pytest.mark.exhaustive  # Trains the model (about 25 s, once for these tests).
 def test_training_lowers_the_loss_well_below_uniform(output):
     runs, _, _ = output
     for run in runs.values():
@@ -107,6 +110,7 @@ def test_training_lowers_the_loss_well_below_uniform(output):
         assert 0 < run.seconds_per_step < 5
 
 
+@pytest.mark.exhaustive  # Trains the model (about 25 s, once for these tests).
 def test_8bit_state_starts_where_float32_does_and_ends_close_to_it(output):
     runs, _, _ = output
     full, q8 = runs["float32"], runs["8bit-stochastic"]
@@ -131,6 +135,7 @@ def _state_bytes(shapes, quantized):
     return 2 * total  # mu and nu
 
 
+@pytest.mark.exhaustive  # Trains the model (about 25 s, once for these tests).
 def test_8bit_state_takes_about_a_quarter_of_the_bytes(example, output):
     runs, _, _ = output
     _, params = example.init(example.Config(), seed=0)
@@ -158,6 +163,7 @@ def test_the_other_optimizers_keep_one_moment_each(example, optimizer):
     assert args.lr == example.LEARNING_RATES[optimizer] and example.parse_args(["--lr", "0.5"]).lr == 0.5
 
 
+@pytest.mark.exhaustive  # Trains the model (about 25 s, once for these tests).
 def test_main_prints_the_table_and_writes_what_it_ran(output):
     runs, printed, folder = output
     rows = {line.split(" | ")[0].strip("| "): line for line in printed.splitlines() if line.startswith("| ")}

@@ -132,10 +132,10 @@ def test_train_png_colours_each_optimizer_by_the_palette():
 
 
 # ----------------------------------------------------------------------------- the notebooks
-# Which notebooks draw optimizers side by side. The others draw one optimizer's settings, statistics or layers,
-# whose lines may take other colours. A new notebook must be placed in one of the two.
+# Which notebooks draw optimizers side by side. The others draw one optimizer's settings, statistics, layers or
+# state formats, whose lines may take other colours. A new notebook must be placed in one of the two.
 DRAWS_OPTIMIZERS = {"01_from_adagrad_to_adam", "02_adadelta_epsilon", "04_generalization"}
-DRAWS_ONE_OPTIMIZER = {"03_adam_bias_correction", "05_diagnostics"}
+DRAWS_ONE_OPTIMIZER = {"03_adam_bias_correction", "05_diagnostics", "06_memory"}
 LINE_CALLS = {"plot", "loglog", "semilogx", "semilogy"}
 
 
