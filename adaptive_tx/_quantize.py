@@ -164,6 +164,9 @@ def _magnitude_values(codes: Array, fmt: Format) -> Array:
     return jnp.where(codes < 2**fmt.mantissa_bits, subnormal, normal)
 
 
+# Jitted (a nested jit is inlined into an enclosing one): outside jit, encoding and decoding are each one call
+# instead of dozens of small operations dispatched one by one.
+@functools.partial(jax.jit, static_argnames=("codec", "spec"))
 def encode(x: Array, codec: Codec, key: Array | None = None, spec: PartitionSpec | None = None) -> QuantizedArray:
     """``x`` (real, at least 1-D) as codes and one scale per block: the power of two above its absmax.
 
@@ -189,6 +192,7 @@ def encode(x: Array, codec: Codec, key: Array | None = None, spec: PartitionSpec
     return QuantizedArray(_unblocks(codes.astype(jnp.uint8), x.shape[-1]), scales, block_size)
 
 
+@functools.partial(jax.jit, static_argnames=("codec",))
 def decode(q: QuantizedArray, codec: Codec) -> Array:
     """The float32 values ``q`` holds: each code's value times its block's scale."""
     fmt = codec.format

@@ -11,6 +11,7 @@ from jax.typing import ArrayLike
 
 from adaptive_tx import _checks, _leafwise, _math
 from adaptive_tx._momentum import scale_by_momentum
+from adaptive_tx._quantize import QuantizedDtype
 
 
 class ScaleByRmsState(NamedTuple):
@@ -108,6 +109,13 @@ def scale_by_rms(
     _checks.check_bool("centered", centered)
     _checks.check_bool("bias_correction", bias_correction)
     _checks.check_dtype("accumulator_dtype", accumulator_dtype)
+    if centered and isinstance(accumulator_dtype, QuantizedDtype):
+        raise ValueError(
+            "centered=True cannot keep 8-bit state (accumulator_dtype=quantized(...)): its variance s_t - g_bar_t^2 "
+            "is the difference of two 8-bit values, which can cancel to 0 where the true variance is small, and the "
+            "step g / sqrt(eps) explodes (measured: 30 steps on a quadratic ended at loss 1e14 against 294 with "
+            "float32 state). Keep float32 or bfloat16 state for centered RMSprop."
+        )
     nu = _leafwise.Field(initial_scale, squared=True, dtype=accumulator_dtype)
 
     def constants(dtype, count=None) -> _Constants:
