@@ -284,9 +284,8 @@ def _array(x: Array | QuantizedArray) -> Array:
 
 def _read(x: Array | QuantizedArray, field: Field, dtype: np.dtype) -> Array:
     """A state leaf as the math reads it: in ``dtype`` (its real part for a real leaf), decoded if quantized."""
-    if isinstance(x, QuantizedArray):
-        x = _quantize.decode(x, field.storage(x))
-    return _as(x, dtype if jnp.iscomplexobj(x) else _real(dtype))
+    array: Array = _quantize.decode(x, field.storage(x)) if isinstance(x, QuantizedArray) else x
+    return _as(array, dtype if jnp.iscomplexobj(array) else _real(dtype))
 
 
 def _params_like(treedef: Any, params: ArrayTree) -> list[Any]:
