@@ -158,7 +158,7 @@ def test_quantized_step_benchmark_reports_every_row_with_its_bytes():
 def test_state_formats_benchmark_trains_every_format_from_the_same_start():
     from benchmarks import state_formats
 
-    rows = state_formats.run(epochs=2, seeds=(0,), optimizers=("adam",))
+    rows = state_formats.run(epochs=1, seeds=(0,), optimizers=("adam",))
     assert [r.state_format for r in rows] == list(state_formats.FORMATS)
     bytes_ = {r.state_format: r.bytes_per_parameter for r in rows}
     # The digits MLP: 64x500, 500x300, 300x10 and biases; only the two large matrices have quantized state.
@@ -167,7 +167,7 @@ def test_state_formats_benchmark_trains_every_format_from_the_same_start():
     assert bytes_["float32"] == pytest.approx((8 * params + 4) / params)
     assert bytes_["8-bit"] == pytest.approx((quantized + 4) / params)
     losses = {r.state_format: r.losses[0] for r in rows}
-    assert all(0 < loss < 0.5 for loss in losses.values())  # Trained: from ln(10) = 2.3.
+    assert all(0 < loss < 1.0 for loss in losses.values())  # Trained: from ln(10) = 2.3.
     assert losses["8-bit stochastic"] != losses["float32"]  # The formats are different runs.
     relative = state_formats.relative_to_float32(rows)
     assert relative["adam", "float32"] == pytest.approx([0.0])

@@ -301,11 +301,12 @@ def test_a_quantized_step_needs_one_byte_per_parameter_and_field_of_temporaries(
         lambda d, r: atx.adadelta(1.0, accumulator_dtype=d, eps=1e-4, state_rounding=r),
         lambda d, r: optax.chain(atx.scale_by_nadam(mu_dtype=d, nu_dtype=d, state_rounding=r), optax.scale(-1e-2)),
         lambda d, r: atx.adam(1e-2, amsgrad="raw", nesterov=True, mu_dtype=d, nu_dtype=d, state_rounding=r),
+        lambda d, r: atx.momentum(1e-2, accumulator_dtype=d, nesterov=True, state_rounding=r),
     ],
-    ids=["rmsprop-momentum", "adadelta", "nadam", "adam-amsgrad-nesterov"],
+    ids=["rmsprop-momentum", "adadelta", "nadam", "adam-amsgrad-nesterov", "momentum-nesterov"],
 )
 def test_every_kind_of_state_follows_its_float32_trajectory_in_8_bits(make):
-    # The blocks and knobs beyond the registry's 8-bit entries (Adam, AdaGrad, momentum): each keeps its
+    # The blocks and knobs beyond the registry's 8-bit entries (Adam, AdaGrad): each keeps its
     # params-shaped fields quantized, and 30 steps on a quadratic with stochastic rounding end where float32
     # state's do: the loss within 1% (measured 0.64% at most), the params within 10% of the distance travelled
     # (measured 2% to 8%: each coordinate's steps carry the rounding's noise).
@@ -326,7 +327,7 @@ def test_every_kind_of_state_follows_its_float32_trajectory_in_8_bits(make):
     w32, _ = run(make(None, "nearest"))
     w8, state = run(make(atx.quantized(), "stochastic"))
     leaves = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, QuantizedArray))
-    assert sum(isinstance(x, QuantizedArray) for x in leaves) >= 2
+    assert sum(isinstance(x, QuantizedArray) for x in leaves) >= 1
     travelled = np.linalg.norm(np.asarray(w32 - w0))
     assert travelled > 10 and np.linalg.norm(np.asarray(w8 - w32)) < 0.1 * travelled
     assert abs(float(loss(w8)) / float(loss(w32)) - 1) < 0.01
