@@ -318,8 +318,7 @@ class Stored:
         self._rounded: dict[int, tuple[Any, Array]] = {}  # output index -> (as kept, as the math sees it)
 
     def _to(self, i: int, value: Array) -> Any:
-        if isinstance(self._dtypes[i], _quantize.Codec):
-            value = lax.real(value) if jnp.iscomplexobj(value) else value
+        if isinstance(self._dtypes[i], _quantize.Codec):  # Real: quantized state refuses complex params.
             key = None if self._key is None else jax.random.fold_in(self._key, i)
             return _quantize.encode(value, self._dtypes[i], key, self._sharding)
         dtype = jnp.dtype(self._dtypes[i])

@@ -86,22 +86,6 @@ SIGNED = Format(signed=True, exponent_bits=5, mantissa_bits=2)  # First moments:
 UNSIGNED = Format(signed=False, exponent_bits=5, mantissa_bits=3)  # Squared accumulators: from 2**-31 to 1.
 
 
-def values(fmt: Format) -> tuple[np.ndarray, np.ndarray]:
-    """Every code ``fmt`` produces and the value it stands for (float64, by the formula, for reference).
-
-    Magnitude codes above the top (1.0) are never produced. Signed codes: the magnitudes, and from code
-    ``2**(E + M)`` on, their negatives.
-    """
-    codes = np.arange(fmt.top + 1)
-    e, m = codes >> fmt.mantissa_bits, codes & (2**fmt.mantissa_bits - 1)
-    magnitudes = 2.0 ** (e - fmt.bias) * (1 + m / 2**fmt.mantissa_bits)
-    if not fmt.signed:
-        return codes, magnitudes
-    magnitudes = np.where(e == 0, 2.0 ** (1 - fmt.bias) * m / 2**fmt.mantissa_bits, magnitudes)
-    sign = 2 ** (fmt.exponent_bits + fmt.mantissa_bits)  # 0 has one code: no negative 0.
-    return np.concatenate([codes, codes[1:] + sign]), np.concatenate([magnitudes, -magnitudes[1:]])
-
-
 # --------------------------------------------------------------------------- blocks
 
 
@@ -117,11 +101,6 @@ def _blocks(x: Array, block_size: int) -> Array:
 def _unblocks(blocked: Array, n: int) -> Array:
     """The inverse of :func:`_blocks`, for a last axis of ``n``."""
     return blocked.reshape(*blocked.shape[:-2], -1)[..., :n]
-
-
-def scales_shape(shape: tuple[int, ...], block_size: int) -> tuple[int, ...]:
-    """The shape of the scales of an array of ``shape``: its last axis counted in blocks."""
-    return (*shape[:-1], -(-shape[-1] // block_size))
 
 
 # --------------------------------------------------------------------------- the codes

@@ -7,11 +7,28 @@ import optax
 import pytest
 
 import adaptive_tx as atx
-from adaptive_tx._quantize import SIGNED, UNSIGNED, Codec, Format, QuantizedArray, decode, encode, values
+from adaptive_tx._quantize import SIGNED, UNSIGNED, Codec, Format, QuantizedArray, decode, encode
 from tests.test_state_rounding import _adam_oracle, _large_then_small, _summed_updates
 
 SHAPES = [(5,), (1000,), (3, 700), (2, 3, 256)]
 FORMATS = [pytest.param(SIGNED, id="signed"), pytest.param(UNSIGNED, id="unsigned")]
+
+
+def values(fmt: Format) -> tuple[np.ndarray, np.ndarray]:
+    """Every code ``fmt`` produces and the value it stands for: the reference, float64 from the format's formula
+    (the encoder works on float32 bits instead).
+
+    Magnitude codes above the top (1.0) are never produced. Signed codes: the magnitudes, and from code
+    ``2**(E + M)`` on, their negatives.
+    """
+    codes = np.arange(fmt.top + 1)
+    e, m = codes >> fmt.mantissa_bits, codes & (2**fmt.mantissa_bits - 1)
+    magnitudes = 2.0 ** (e - fmt.bias) * (1 + m / 2**fmt.mantissa_bits)
+    if not fmt.signed:
+        return codes, magnitudes
+    magnitudes = np.where(e == 0, 2.0 ** (1 - fmt.bias) * m / 2**fmt.mantissa_bits, magnitudes)
+    sign = 2 ** (fmt.exponent_bits + fmt.mantissa_bits)  # 0 has one code: no negative 0.
+    return np.concatenate([codes, codes[1:] + sign]), np.concatenate([magnitudes, -magnitudes[1:]])
 
 
 def numpy_encode(x: np.ndarray, fmt: Format, block_size: int) -> tuple[np.ndarray, np.ndarray]:
